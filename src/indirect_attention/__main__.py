@@ -1,0 +1,5 @@
+"""``python -m indirect_attention`` runs the ``ia`` command line."""
+
+from .cli import main
+
+raise SystemExit(main())

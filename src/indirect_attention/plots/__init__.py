@@ -1,0 +1,1 @@
+"""Figures drawn from run records (JSON files); matplotlib only, never torch."""
