@@ -1,0 +1,142 @@
+"""Enforce the layers of DESIGN.md by reading every module's imports (AST, nothing executed)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "indirect_attention"
+SOURCE = Path(__file__).resolve().parents[1] / "src" / PACKAGE
+
+# Which areas of the package each area may import (besides itself).
+ALLOWED_AREAS = {
+    "core": set(),
+    "training": set(),
+    "plots": set(),
+    "theory": {"core", "training", "plots"},
+    "tasks": {"core", "training", "plots"},
+    "detection": {"core", "training", "plots"},
+    "bench": {"core", "training", "tasks", "detection", "plots"},
+    "report": {"core", "training", "theory", "tasks", "detection", "bench", "plots"},
+    "reproduce": {"core", "training", "theory", "tasks", "detection", "bench", "plots", "report"},
+    "cli": {
+        "core",
+        "training",
+        "theory",
+        "tasks",
+        "detection",
+        "bench",
+        "plots",
+        "report",
+        "reproduce",
+    },
+    "__init__": {"core"},
+    "__main__": {"cli"},
+}
+# Third-party packages each area may import (the standard library is always allowed).
+ALLOWED_EXTERNAL = {
+    "core": {"torch"},
+    "training": {"torch"},
+    "plots": {"matplotlib", "numpy"},
+    "theory": {"torch", "numpy"},
+}
+# Files in tasks/ that are one task each: none of them may import another.
+TASK_FILES = {"sorting", "retrieval"}
+
+
+def _area(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(SOURCE.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[str]:
+    """Absolute names of everything ``path`` imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                prefix = ".".join(base)
+                target = f"{prefix}.{node.module}" if node.module else prefix
+                if node.module is None:
+                    names.extend(f"{target}.{alias.name}" for alias in node.names)
+                else:
+                    names.append(target)
+            else:
+                names.append(node.module or "")
+    return names
+
+
+def _violations() -> list[str]:
+    problems = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        module = _module_name(path)
+        area = _area(module)
+        if area not in ALLOWED_AREAS:
+            problems.append(f"{module}: area {area!r} is not in the layering table")
+            continue
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top == PACKAGE:
+                target = _area(name)
+                if target != area and target not in ALLOWED_AREAS[area]:
+                    problems.append(f"{module} imports {name} ({area} -> {target} is forbidden)")
+                if area == target == "tasks":
+                    own = module.split(".")[2] if module.count(".") >= 2 else ""
+                    other = name.split(".")[2] if name.count(".") >= 2 else ""
+                    if own in TASK_FILES and other in TASK_FILES and own != other:
+                        problems.append(f"{module} imports another task, {name}")
+            elif (
+                top not in sys.stdlib_module_names
+                and area in ALLOWED_EXTERNAL
+                and top not in ALLOWED_EXTERNAL[area]
+            ):
+                problems.append(f"{module} imports {top}, not allowed in {area}")
+    return problems
+
+
+def test_source_tree_found():
+    assert (SOURCE / "core" / "functional.py").exists()
+    assert len(list(SOURCE.rglob("*.py"))) >= 10
+
+
+def test_layers_are_respected():
+    assert _violations() == []
+
+
+@pytest.mark.parametrize(
+    ("area", "code", "expected"),
+    [
+        ("core", "import numpy\n", "imports numpy, not allowed in core"),
+        ("core", "from ..detection import model\n", "core -> detection is forbidden"),
+        ("plots", "import torch\n", "imports torch, not allowed in plots"),
+        ("tasks", "from .. import cli\n", "tasks -> cli is forbidden"),
+        ("tasks", "from .retrieval import x\n", "imports another task"),
+    ],
+)
+def test_checker_catches_forbidden_edges(tmp_path, monkeypatch, area, code, expected):
+    """The checker itself fails on a planted forbidden import."""
+    fake = tmp_path / PACKAGE
+    (fake / area).mkdir(parents=True)
+    (fake / "core").mkdir(exist_ok=True)
+    (fake / "core" / "functional.py").write_text("")
+    name = "sorting.py" if area == "tasks" else "planted.py"
+    (fake / area / name).write_text(code)
+    monkeypatch.setattr(sys.modules[__name__], "SOURCE", fake)
+    assert any(expected in problem for problem in _violations())
