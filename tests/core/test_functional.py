@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indirect_attention import attend, attend_reference, attention_map
-from indirect_attention.core import merge_heads, padding_mask_to_bias, split_heads
+from indirect_attention.core import GridBias, merge_heads, padding_mask_to_bias, split_heads
 
 
 def formula(q, k, v, bias=None, key_padding_mask=None):
@@ -208,3 +208,25 @@ def test_bad_dtypes_are_named(generator):
         attend(q.long(), k.long(), v.long())
     with pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
         attend(q.tolist(), k, v)
+
+
+def test_grid_bias_equals_its_dense_form(generator):
+    q, k, v = make(generator, 2, 3, 5, 12, 4, 6)
+    rows = torch.randn(2, 3, 5, 3, generator=generator, dtype=torch.float64, requires_grad=True)
+    cols = torch.randn(1, 3, 5, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    grid = GridBias(rows=rows, cols=cols)
+    dense = torch.stack(
+        [rows[..., r] + cols[..., c] for r in range(3) for c in range(4)], dim=-1
+    )  # brute force, row-major cells
+    torch.testing.assert_close(grid.dense(), dense)
+    mask = torch.rand(2, 12, generator=generator) < 0.3
+    expected = formula(q, k, v, dense, mask)[0]
+    out = attend(q, k, v, bias=grid, key_padding_mask=mask)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(
+        attend_reference(q, k, v, bias=grid, key_padding_mask=mask)[0], expected
+    )
+    out.sum().backward()
+    assert rows.grad.abs().sum() > 0 and cols.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"grid h×w = 3×4 does not cover the Lk = 7 keys"):
+        attend(*make(generator, 2, 3, 5, 7, 4, 6), bias=grid)

@@ -108,6 +108,18 @@ def test_reference_update_starts_as_identity_and_learns(generator):
     assert ((moved > 0) & (moved < 1)).all()
 
 
+def test_reference_update_rejects_bad_shapes():
+    update = ReferenceUpdate(4, reference_size=2)
+    with pytest.raises(
+        ValueError, match=r"references must have shape \(B, Lq, 2\), got \(1, 3, 1\)"
+    ):
+        update(torch.rand(1, 3, 1), torch.zeros(1, 3, 4))
+    with pytest.raises(
+        ValueError, match=r"outputs must have shape \(B, Lq, D\) = \(1, 3, 4\), got \(1, 2, 4\)"
+    ):
+        update(torch.rand(1, 3, 2), torch.zeros(1, 2, 4))
+
+
 def test_reference_update_detach_blocks_gradient(generator):
     references = torch.rand(1, 2, 1, generator=generator).requires_grad_(True)
     outputs = torch.randn(1, 2, 4, generator=generator)

@@ -10,6 +10,7 @@ from .baselines import CrossAttention, NaiveMisalignedAttention, SelfAttention
 from .blocks import FeedForward, IndirectDecoderLayer
 from .decoder import CrossAttentionFusion, DecoderOutput, IndirectDecoder
 from .functional import (
+    GridBias,
     attend,
     attend_reference,
     attention_map,
@@ -17,6 +18,7 @@ from .functional import (
     padding_mask_to_bias,
     split_heads,
 )
+from .grid_mlp import grid_mlp
 from .indirect import IndirectAttention
 from .position_bias import (
     ReferenceUpdate,
@@ -34,6 +36,7 @@ __all__ = [
     "CrossAttentionFusion",
     "DecoderOutput",
     "FeedForward",
+    "GridBias",
     "IndirectAttention",
     "IndirectDecoder",
     "IndirectDecoderLayer",
@@ -44,6 +47,7 @@ __all__ = [
     "attend",
     "attend_reference",
     "attention_map",
+    "grid_mlp",
     "inverse_sigmoid",
     "merge_heads",
     "padding_mask_to_bias",

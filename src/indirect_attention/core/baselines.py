@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .functional import GridBias
 from .indirect import IndirectAttention
 
 __all__ = ["CrossAttention", "NaiveMisalignedAttention", "SelfAttention"]
@@ -59,7 +60,7 @@ class CrossAttention(IndirectAttention):
         queries: Tensor,
         source: Tensor,
         *,
-        bias: Tensor | None = None,
+        bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
@@ -90,7 +91,7 @@ class SelfAttention(CrossAttention):
         self,
         x: Tensor,
         *,
-        bias: Tensor | None = None,
+        bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
@@ -118,7 +119,7 @@ class NaiveMisalignedAttention(IndirectAttention):
         key_source: Tensor,
         value_source: Tensor,
         *,
-        bias: Tensor | None = None,
+        bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:

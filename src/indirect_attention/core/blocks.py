@@ -14,6 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .baselines import SelfAttention
+from .functional import GridBias
 from .indirect import IndirectAttention
 
 __all__ = ["FeedForward", "IndirectDecoderLayer"]
@@ -88,7 +89,7 @@ class IndirectDecoderLayer(nn.Module):
         key_source: Tensor,
         value_source: Tensor,
         *,
-        bias: Tensor | None = None,
+        bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         query_padding_mask: Tensor | None = None,
         need_weights: bool = False,

@@ -11,11 +11,14 @@ Shapes:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "GridBias",
     "attend",
     "attend_reference",
     "attention_map",
@@ -24,6 +27,51 @@ __all__ = [
     "split_heads",
     "validate_attention_inputs",
 ]
+
+
+@dataclass(frozen=True)
+class GridBias:
+    """A separable bias over keys laid out on an h×w grid (row-major): the factored form.
+
+    ``bias[..., r * w + c] = rows[..., r] + cols[..., c]``. The detector's box bias has this form
+    (one MLP per axis, paper §6.2 / BoxRPB): it is produced per row and per column, never per cell,
+    and :func:`attend` materialises it only where the fused kernel needs it.
+
+    Attributes:
+        rows: Bias of each grid row, (B, H, Lq, h) or broadcastable.
+        cols: Bias of each grid column, (B, H, Lq, w) or broadcastable.
+    """
+
+    rows: Tensor
+    cols: Tensor
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(h, w)."""
+        return self.rows.shape[-1], self.cols.shape[-1]
+
+    @property
+    def shape(self) -> torch.Size:
+        """The shape of the dense bias, (..., Lq, h * w)."""
+        lead = torch.broadcast_shapes(self.rows.shape[:-1], self.cols.shape[:-1])
+        return torch.Size((*lead, self.rows.shape[-1] * self.cols.shape[-1]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.rows.dtype
+
+    def is_floating_point(self) -> bool:
+        return self.rows.is_floating_point() and self.cols.is_floating_point()
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def dense(self) -> Tensor:
+        """The full bias, (..., Lq, h * w)."""
+        return (self.rows[..., :, None] + self.cols[..., None, :]).flatten(-2)  # (B, H, Lq, h*w)
+
+    def to(self, dtype: torch.dtype) -> GridBias:
+        return GridBias(rows=self.rows.to(dtype), cols=self.cols.to(dtype))
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -66,7 +114,7 @@ def validate_attention_inputs(
     k: Tensor,
     v: Tensor,
     *,
-    bias: Tensor | None,
+    bias: Tensor | GridBias | None,
     key_padding_mask: Tensor | None,
 ) -> None:
     """Check ranks, sizes and dtypes of :func:`attend`'s arguments; raise a clear error otherwise."""
@@ -98,8 +146,20 @@ def validate_attention_inputs(
     batch, heads, num_queries, _ = q.shape
     num_keys = k.shape[2]
     expected = (batch, heads, num_queries, num_keys)
+    if isinstance(bias, GridBias):
+        rows, cols = bias.rows, bias.cols
+        if rows.dim() > 4 or cols.dim() > 4 or rows.shape[-2:-1] != cols.shape[-2:-1]:
+            raise ValueError(
+                f"GridBias rows {_shape(rows)} and cols {_shape(cols)} must be (B, H, Lq, h) and "
+                "(B, H, Lq, w)"
+            )
+        if rows.shape[-1] * cols.shape[-1] != num_keys:
+            raise ValueError(
+                f"GridBias grid h×w = {rows.shape[-1]}×{cols.shape[-1]} does not cover the "
+                f"Lk = {num_keys} keys"
+            )
     if bias is not None:
-        if not isinstance(bias, Tensor) or not bias.is_floating_point():
+        if not isinstance(bias, (Tensor, GridBias)) or not bias.is_floating_point():
             raise TypeError(f"bias must be a floating-point tensor, got {type(bias).__name__}")
         try:
             broadcast = torch.broadcast_shapes(bias.shape, expected)
@@ -120,9 +180,13 @@ def validate_attention_inputs(
             )
 
 
-def _logits(q: Tensor, k: Tensor, bias: Tensor | None, key_padding_mask: Tensor | None) -> Tensor:
+def _logits(
+    q: Tensor, k: Tensor, bias: Tensor | GridBias | None, key_padding_mask: Tensor | None
+) -> Tensor:
     """Scaled, biased and masked logits (B, H, Lq, Lk); padded keys hold -inf."""
     logits = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, H, Lq, Lk)
+    if isinstance(bias, GridBias):
+        bias = bias.dense()
     if bias is not None:
         logits = logits + bias.to(logits.dtype)
     if key_padding_mask is not None:
@@ -143,7 +207,7 @@ def attention_map(
     q: Tensor,
     k: Tensor,
     *,
-    bias: Tensor | None = None,
+    bias: Tensor | GridBias | None = None,
     key_padding_mask: Tensor | None = None,
 ) -> Tensor:
     """Attention probabilities softmax(q kᵀ/√Dh + bias) over unmasked keys.
@@ -164,7 +228,7 @@ def attend_reference(
     k: Tensor,
     v: Tensor,
     *,
-    bias: Tensor | None = None,
+    bias: Tensor | GridBias | None = None,
     key_padding_mask: Tensor | None = None,
     dropout_p: float = 0.0,
     training: bool = True,
@@ -198,7 +262,7 @@ def attend(
     k: Tensor,
     v: Tensor,
     *,
-    bias: Tensor | None = None,
+    bias: Tensor | GridBias | None = None,
     key_padding_mask: Tensor | None = None,
     dropout_p: float = 0.0,
 ) -> Tensor:
@@ -215,7 +279,7 @@ def attend(
         q: Queries.
         k: Keys.
         v: Values; key j and value j share an index.
-        bias: Additive logit bias, broadcastable to (B, H, Lq, Lk).
+        bias: Additive logit bias, broadcastable to (B, H, Lq, Lk), or a :class:`GridBias`.
         key_padding_mask: Bool, True marks a position to ignore (``nn.MultiheadAttention``'s
             polarity).
         dropout_p: Dropout probability on the attention weights.
@@ -231,6 +295,8 @@ def attend(
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     dead_rows = None
+    if isinstance(bias, GridBias):
+        bias = bias.dense()
     attn_mask = None if bias is None else bias.to(q.dtype)
     if key_padding_mask is not None:
         # A batch element with every key masked would make SDPA divide 0 by 0; let it attend

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .functional import attend, attend_reference, merge_heads, split_heads
+from .functional import GridBias, attend, attend_reference, merge_heads, split_heads
 
 __all__ = ["IndirectAttention", "check_sequence"]
 
@@ -99,7 +99,7 @@ class IndirectAttention(nn.Module):
         key_source: Tensor,
         value_source: Tensor,
         *,
-        bias: Tensor | None = None,
+        bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:

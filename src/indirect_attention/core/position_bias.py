@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .grid_mlp import grid_mlp
+
 __all__ = [
     "ReferenceUpdate",
     "RelativePositionBias",
@@ -70,6 +72,15 @@ def position_references(
     return torch.stack([centres, widths], dim=-1)  # (Lq, 2)
 
 
+def _anchors(references: Tensor) -> Tensor:
+    """The point (centre) or the two interval edges each offset is measured from, (B, Lq, R)."""
+    centre = references[..., :1]  # (B, Lq, 1)
+    if references.shape[-1] == 1:
+        return centre
+    half = references[..., 1:2] / 2  # (B, Lq, 1)
+    return torch.cat([centre - half, centre + half], dim=-1)  # (B, Lq, 2)
+
+
 def relative_offsets(references: Tensor, positions: Tensor) -> Tensor:
     """Offsets from each query's reference to each value position, P_ij (paper §5).
 
@@ -90,13 +101,12 @@ def relative_offsets(references: Tensor, positions: Tensor) -> Tensor:
             f"positions must have shape (Lk,) or (B, Lk) with B={references.shape[0]}, "
             f"got {tuple(positions.shape)}"
         )
-    centre = references[..., :1]  # (B, Lq, 1)
-    if references.shape[-1] == 1:
-        anchors = centre  # (B, Lq, 1)
-    else:
-        half = references[..., 1:2] / 2  # (B, Lq, 1)
-        anchors = torch.cat([centre - half, centre + half], dim=-1)  # (B, Lq, 2)
+    anchors = _anchors(references)  # (B, Lq, R)
     return positions[:, None, :, None] - anchors[:, :, None, :]  # (B, Lq, Lk, R)
+
+
+def _ascending(positions: Tensor) -> bool:
+    return positions.numel() < 2 or bool((positions[1:] >= positions[:-1]).all())
 
 
 class RelativePositionBias(nn.Module):
@@ -112,6 +122,9 @@ class RelativePositionBias(nn.Module):
         hidden_dim: Width of the MLP's hidden layer.
         offset_scale: Multiplier applied to normalised offsets before the MLP.
         log_offsets: Whether to apply the signed log compression.
+        fast: Without log compression and on a shared ascending grid of positions, evaluate the
+            MLP exactly through :func:`grid_mlp` (piecewise-linear in the position) instead of
+            materialising its (B, Lq, Lk, hidden) hidden layer.
 
     Shapes:
         references (B, Lq, R), positions (Lk,) or (B, Lk) -> bias (B, H, Lq, Lk)
@@ -125,6 +138,7 @@ class RelativePositionBias(nn.Module):
         hidden_dim: int = 128,
         offset_scale: float = 8.0,
         log_offsets: bool = True,
+        fast: bool = True,
     ) -> None:
         super().__init__()
         if reference_size not in (1, 2):
@@ -140,6 +154,7 @@ class RelativePositionBias(nn.Module):
         self.reference_size = reference_size
         self.offset_scale = offset_scale
         self.log_offsets = log_offsets
+        self.fast = fast
         self.mlp = nn.Sequential(
             nn.Linear(reference_size, hidden_dim),
             nn.ReLU(),
@@ -160,8 +175,22 @@ class RelativePositionBias(nn.Module):
                 f"references must have shape (B, Lq, {self.reference_size}), "
                 f"got {tuple(references.shape)}"
             )
-        offsets = relative_offsets(references, positions.to(references.dtype))  # (B, Lq, Lk, R)
+        positions = positions.to(references.dtype)
+        if self.fast and not self.log_offsets and positions.dim() == 1 and _ascending(positions):
+            return self._forward_on_grid(references, positions)
+        offsets = relative_offsets(references, positions)  # (B, Lq, Lk, R)
         bias = self.mlp(self.encode_offsets(offsets))  # (B, Lq, Lk, H)
+        return bias.permute(0, 3, 1, 2)  # (B, H, Lq, Lk)
+
+    def _forward_on_grid(self, references: Tensor, positions: Tensor) -> Tensor:
+        """Same result: fold the first layer, hidden_k = alpha_qk - beta_k p, then :func:`grid_mlp`."""
+        first, second = self.mlp[0], self.mlp[2]
+        weight = first.weight * self.offset_scale  # (hidden, R)
+        alpha = -_anchors(references) @ weight.t()  # (B, Lq, hidden)
+        if first.bias is not None:
+            alpha = alpha + first.bias
+        beta = -weight.sum(dim=1)  # (hidden,)
+        bias = grid_mlp(alpha, beta, positions, second.weight, second.bias)  # (B, Lq, Lk, H)
         return bias.permute(0, 3, 1, 2)  # (B, H, Lq, Lk)
 
 
@@ -193,6 +222,16 @@ class ReferenceUpdate(nn.Module):
 
     def forward(self, references: Tensor, outputs: Tensor) -> Tensor:
         """The refined references."""
+        size = self.proj.out_features
+        if references.dim() != 3 or references.shape[-1] != size:
+            raise ValueError(
+                f"references must have shape (B, Lq, {size}), got {tuple(references.shape)}"
+            )
+        expected = (*references.shape[:2], self.norm.normalized_shape[0])
+        if tuple(outputs.shape) != expected:
+            raise ValueError(
+                f"outputs must have shape (B, Lq, D) = {expected}, got {tuple(outputs.shape)}"
+            )
         if self.detach:
             references = references.detach()
         delta = self.proj(self.norm(outputs))  # (B, Lq, R)
