@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .grid_attention import grid_attend
+
 __all__ = [
     "GridBias",
     "attend",
@@ -296,6 +298,14 @@ def attend(
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     dead_rows = None
     if isinstance(bias, GridBias):
+        trains_bias = torch.is_grad_enabled() and (
+            bias.rows.requires_grad or bias.cols.requires_grad
+        )
+        if trains_bias and dropout_p == 0.0:
+            # SDPA's fast kernels cannot differentiate a mask; the chunked path is exact and lean.
+            return grid_attend(
+                q, k, v, rows=bias.rows, cols=bias.cols, key_padding_mask=key_padding_mask
+            )
         bias = bias.dense()
     attn_mask = None if bias is None else bias.to(q.dtype)
     if key_padding_mask is not None:

@@ -122,6 +122,8 @@ class RelativePositionBias(nn.Module):
         hidden_dim: Width of the MLP's hidden layer.
         offset_scale: Multiplier applied to normalised offsets before the MLP.
         log_offsets: Whether to apply the signed log compression.
+        output_bias: Whether φ's last layer has a bias. A per-head constant does not change the
+            softmax (its gradient is zero), so a bias only matters if φ is read elsewhere.
         fast: Without log compression and on a shared ascending grid of positions, evaluate the
             MLP exactly through :func:`grid_mlp` (piecewise-linear in the position) instead of
             materialising its (B, Lq, Lk, hidden) hidden layer.
@@ -138,6 +140,7 @@ class RelativePositionBias(nn.Module):
         hidden_dim: int = 128,
         offset_scale: float = 8.0,
         log_offsets: bool = True,
+        output_bias: bool = True,
         fast: bool = True,
     ) -> None:
         super().__init__()
@@ -158,7 +161,7 @@ class RelativePositionBias(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(reference_size, hidden_dim),
             nn.ReLU(),
-            nn.Linear(hidden_dim, num_heads),
+            nn.Linear(hidden_dim, num_heads, bias=output_bias),
         )
 
     def encode_offsets(self, offsets: Tensor) -> Tensor:
