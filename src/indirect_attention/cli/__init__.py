@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import reproduce
+from . import data, detr, reproduce
 
-AREAS = (reproduce,)
+AREAS = (reproduce, data, detr)
 
 __all__ = ["build_parser", "main"]
 
