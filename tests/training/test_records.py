@@ -27,6 +27,13 @@ def test_run_dir_writes_the_three_records(tmp_path):
     assert run.read_results() == {"acc": 0.9}
 
 
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    path = atomic_write_text(tmp_path / "a.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
     target = tmp_path / "results.json"
     atomic_write_text(target, "old")

@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import data, detr, reproduce
+from . import bench, data, detr, reproduce, theory
 
-AREAS = (reproduce, data, detr)
+AREAS = (reproduce, theory, data, detr, bench)
 
 __all__ = ["build_parser", "main"]
 

@@ -63,16 +63,23 @@ def _active_ranges(alpha: Tensor, beta: Tensor, grid: Tensor) -> tuple[Tensor, T
     return start, stop
 
 
+def _flat_index(index: Tensor, num_points: int) -> Tensor:
+    """Row-major positions of ``index[n, k]`` in an (N, G + 1) table, flattened: (N·K,)."""
+    rows = torch.arange(index.shape[0], device=index.device)[:, None] * (num_points + 1)
+    return (rows + index).reshape(-1)
+
+
 def _range_sums(prefix: Tensor, start: Tensor, stop: Tensor) -> Tensor:
     """Sum of a sequence over [start, stop) from its exclusive prefix sums.
 
     Shapes:
         prefix (N, G + 1, H), start (N, K), stop (N, K) -> (N, K, H)
     """
-    heads = prefix.shape[-1]
-    upper = torch.gather(prefix, 1, stop[..., None].expand(-1, -1, heads))  # (N, K, H)
-    lower = torch.gather(prefix, 1, start[..., None].expand(-1, -1, heads))  # (N, K, H)
-    return upper - lower
+    num_rows, table, heads = prefix.shape
+    flat = prefix.reshape(num_rows * table, heads)  # (N·(G+1), H)
+    upper = flat.index_select(0, _flat_index(stop, table - 1))  # (N·K, H)
+    lower = flat.index_select(0, _flat_index(start, table - 1))  # (N·K, H)
+    return (upper - lower).view(num_rows, -1, heads)  # (N, K, H)
 
 
 class _GridMLP(torch.autograd.Function):
@@ -85,14 +92,15 @@ class _GridMLP(torch.autograd.Function):
         # coefficients of 1 and of p at the range ends as differences, then cumulate along the grid.
         num_rows = a64.shape[0]
         num_points, heads = p64.shape[0], w64.shape[0]
-        const = a64[..., None] * w64.t()  # (N, K, H)
-        slope = -b64[:, None] * w64.t()  # (K, H)
-        slope = slope.expand(num_rows, -1, -1)  # (N, K, H)
-        diff_const = a64.new_zeros(num_rows, num_points + 1, heads)
-        diff_slope = a64.new_zeros(num_rows, num_points + 1, heads)
-        for diff, term in ((diff_const, const), (diff_slope, slope)):
-            diff.scatter_add_(1, start[..., None].expand(-1, -1, heads), term)
-            diff.scatter_add_(1, stop[..., None].expand(-1, -1, heads), -term)
+        const = (a64[..., None] * w64.t()).reshape(-1, heads)  # (N·K, H)
+        slope = (-b64[:, None] * w64.t()).repeat(num_rows, 1)  # (N·K, H)
+        starts, stops = _flat_index(start, num_points), _flat_index(stop, num_points)
+        diffs = []
+        for term in (const, slope):
+            diff = a64.new_zeros(num_rows * (num_points + 1), heads)
+            diff.index_add_(0, starts, term).index_add_(0, stops, term, alpha=-1.0)
+            diffs.append(diff.view(num_rows, num_points + 1, heads))
+        diff_const, diff_slope = diffs
         const_sum = diff_const.cumsum(1)[:, :num_points]  # (N, G, H)
         slope_sum = diff_slope.cumsum(1)[:, :num_points]  # (N, G, H)
         out = const_sum + p64[:, None] * slope_sum  # (N, G, H)

@@ -1,0 +1,284 @@
+"""``ia bench attention``: box bias + indirect attention, ours against the authors' formulation.
+
+Set-up (the detector's cross-attention, paper §6.2): B=2, H=8, Dh=32, Q object queries, an S×S
+target map (Nv = S², stride 16 pixels), BoxRPB MLPs per axis Linear(2→512)-ReLU-Linear(512→8),
+float32. Variants, each timed in its own process, forward (no grad) and forward+backward:
+
+- ``floor``: PyTorch SDPA with no bias, the cost of attention alone.
+- ``reference``: the authors' formulation, written afresh: per-axis MLPs on (B, Q, S, 2) offsets,
+  broadcast to a materialised (B, H, Q, Nv) bias, full logits q·kᵀ, softmax, @v.
+- ``ours``: :class:`BoxRelativeBias` (exact piecewise-linear MLP on the pixel grid, bias kept
+  factored as rows + columns) and :func:`attend` (fused SDPA).
+- ``ours-plain-mlp``: ours with the MLPs evaluated the ordinary way, to show what each step buys.
+
+Before timing, ours is checked against the reference at the same size: the output and the gradients
+of q, k, v and of every MLP weight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..core import attend
+from ..detection.box_bias import BoxRelativeBias
+from ..training import RunDir
+from .measure import peak_memory_mib, reset_peak_memory, run_in_subprocess, time_call
+
+__all__ = ["VARIANTS", "AttentionBenchConfig", "check_equal", "run"]
+
+VARIANTS = ("floor", "reference", "ours", "ours-plain-mlp")
+MODES = ("forward", "train")
+
+
+@dataclass
+class AttentionBenchConfig:
+    """Options of ``ia bench attention``.
+
+    Attributes:
+        out: Run directory.
+        sizes: Target map sides S (Nv = S²).
+        queries: Numbers of object queries Q (300; 1800 = 300 + 1500 one-to-many).
+        batch: Batch size B.
+        num_heads: Heads H.
+        head_dim: Head dim Dh.
+        hidden_dim: Hidden width of each axis MLP.
+        repeats: Timed repetitions per measurement (after one warm-up).
+        seed: Seed of the inputs and weights.
+        variants: Which variants to time.
+    """
+
+    out: str = "runs/bench-attention"
+    sizes: list[int] = field(default_factory=lambda: [32, 64])
+    queries: list[int] = field(default_factory=lambda: [300, 1800])
+    batch: int = 2
+    num_heads: int = 8
+    head_dim: int = 32
+    hidden_dim: int = 512
+    repeats: int = 5
+    seed: int = 0
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+
+
+@dataclass
+class _Inputs:
+    q: Tensor
+    k: Tensor
+    v: Tensor
+    boxes: Tensor
+    box_bias: BoxRelativeBias
+    size: int
+
+    def leaves(self) -> list[Tensor]:
+        return [self.q, self.k, self.v, *self.box_bias.parameters()]
+
+
+def _build(config: AttentionBenchConfig, size: int, queries: int, *, fast: bool, dtype) -> _Inputs:
+    generator = torch.Generator().manual_seed(config.seed)
+    shape_q = (config.batch, config.num_heads, queries, config.head_dim)
+    shape_k = (config.batch, config.num_heads, size * size, config.head_dim)
+
+    def draw(shape):
+        return torch.randn(shape, generator=generator, dtype=dtype).requires_grad_(True)
+
+    centres = torch.rand(config.batch, queries, 2, generator=generator) * 0.8 + 0.1
+    sizes = torch.rand(config.batch, queries, 2, generator=generator) * 0.45 + 0.05
+    boxes = torch.cat([centres, sizes], dim=-1).to(dtype)  # (B, Q, 4) cxcywh
+    torch.manual_seed(config.seed)
+    box_bias = BoxRelativeBias(config.num_heads, hidden_dim=config.hidden_dim, fast=fast)
+    for module in box_bias.modules():  # the authors' decoder init: trunc_normal(0.02), zero bias
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    box_bias = box_bias.to(dtype)
+    return _Inputs(draw(shape_q), draw(shape_k), draw(shape_k), boxes, box_bias, size)
+
+
+def _axis_mlp_reference(mlp: torch.nn.Sequential, intervals: Tensor, centres: Tensor) -> Tensor:
+    """The authors' per-axis MLP on (edge - centre) pixel offsets; weights shared with ours.
+
+    They feed ``(x1 - u, x2 - u)``; ours reads ``(u - x1, u - x2)``, so the first layer's weight
+    enters with the opposite sign and both compute the same function.
+    """
+    half = intervals[..., 1:] / 2
+    edges = torch.cat([intervals[..., :1] - half, intervals[..., :1] + half], -1)  # (B, Q, 2)
+    offsets = edges[:, :, None, :] - centres[None, None, :, None]  # (B, Q, S, 2)
+    first, second = mlp[0], mlp[2]
+    hidden = F.relu(F.linear(offsets, -first.weight, first.bias))  # (B, Q, S, hidden)
+    return F.linear(hidden, second.weight, second.bias)  # (B, Q, S, H)
+
+
+def _reference(inputs: _Inputs) -> Tensor:
+    size, stride = inputs.size, inputs.box_bias.stride
+    pixels = size * stride
+    centres = (torch.arange(size, dtype=inputs.q.dtype) + 0.5) * stride  # (S,)
+    boxes = inputs.boxes
+    x_intervals = torch.stack([boxes[..., 0], boxes[..., 2]], -1) * pixels
+    y_intervals = torch.stack([boxes[..., 1], boxes[..., 3]], -1) * pixels
+    bias_x = _axis_mlp_reference(inputs.box_bias.x_bias.mlp, x_intervals, centres)  # (B,Q,w,H)
+    bias_y = _axis_mlp_reference(inputs.box_bias.y_bias.mlp, y_intervals, centres)  # (B,Q,h,H)
+    bias = bias_y[:, :, :, None, :] + bias_x[:, :, None, :, :]  # (B, Q, h, w, H)
+    bias = bias.flatten(2, 3).permute(0, 3, 1, 2)  # (B, H, Q, N)
+    logits = inputs.q @ inputs.k.transpose(-2, -1) / math.sqrt(inputs.q.shape[-1]) + bias
+    return torch.softmax(logits, dim=-1) @ inputs.v  # (B, H, Q, Dh)
+
+
+def _ours(inputs: _Inputs) -> Tensor:
+    bias = inputs.box_bias(inputs.boxes, (inputs.size, inputs.size))  # GridBias
+    return attend(inputs.q, inputs.k, inputs.v, bias=bias)  # (B, H, Q, Dh)
+
+
+def _floor(inputs: _Inputs) -> Tensor:
+    return F.scaled_dot_product_attention(inputs.q, inputs.k, inputs.v)
+
+
+_FUNCTIONS = {"floor": _floor, "reference": _reference, "ours": _ours, "ours-plain-mlp": _ours}
+
+
+def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
+    """Compare ours with the reference: output and every gradient, float32 and float64."""
+    report = {}
+    for dtype in (torch.float32, torch.float64):
+        results = []
+        for function, fast in ((_reference, True), (_ours, True)):
+            inputs = _build(config, size, queries, fast=fast, dtype=dtype)
+            out = function(inputs)
+            cotangent = torch.randn(
+                out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype
+            )
+            grads = torch.autograd.grad((out * cotangent).sum(), inputs.leaves())
+            results.append([out.detach(), *grads])
+        names = ["out", "q", "k", "v"] + [
+            f"mlp.{name}" for name, _ in inputs.box_bias.named_parameters()
+        ]
+        worst = {}
+        for name, theirs, mine in zip(names, *results, strict=True):
+            scale = theirs.abs().max().item() or 1.0
+            worst[name] = (mine - theirs).abs().max().item() / scale
+        report[str(dtype).replace("torch.", "")] = {
+            "max_relative_error": max(worst.values()),
+            "per_tensor": worst,
+        }
+        del results
+        gc.collect()
+    report["passed"] = report["float32"]["max_relative_error"] <= 1e-5
+    return report
+
+
+def _worker(arguments: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--queries", type=int, required=True)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(arguments)
+    config = AttentionBenchConfig(**json.loads(args.config))
+    inputs = _build(
+        config, args.size, args.queries, fast=args.variant != "ours-plain-mlp", dtype=torch.float32
+    )
+    function = _FUNCTIONS[args.variant]
+
+    def step() -> None:
+        if args.mode == "forward":
+            with torch.no_grad():
+                function(inputs)
+        else:
+            function(inputs).sum().backward()
+            for leaf in inputs.leaves():
+                leaf.grad = None
+
+    gc.collect()
+    baseline = reset_peak_memory()
+    step()
+    peak = peak_memory_mib(baseline)
+    timing = time_call(step, repeats=config.repeats, warmup=0)
+    print(json.dumps({**timing, "peak_mib": peak, "threads": torch.get_num_threads()}))
+
+
+def run(config: AttentionBenchConfig) -> dict:
+    """Check equality, time every variant in its own process, print and write the ratios."""
+    for variant in config.variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"variants: unknown {variant!r}; choose from {VARIANTS}")
+    run_dir = RunDir(config.out)
+    run_dir.write_config(asdict(config))
+    rows, checks = [], {}
+    for size in config.sizes:
+        for queries in config.queries:
+            key = f"S={size},Q={queries}"
+            checks[key] = check_equal(config, size, queries)
+            print(
+                f"[bench] {key}: ours vs reference, max relative error float32 "
+                f"{checks[key]['float32']['max_relative_error']:.2e}, float64 "
+                f"{checks[key]['float64']['max_relative_error']:.2e}"
+            )
+            for mode in MODES:
+                measured = {}
+                for variant in config.variants:
+                    result = run_in_subprocess(
+                        "indirect_attention.bench.attention",
+                        [
+                            "--variant", variant, "--mode", mode, "--size", str(size),
+                            "--queries", str(queries), "--config", json.dumps(asdict(config)),
+                        ],
+                    )  # fmt: skip
+                    measured[variant] = result
+                    row = {"size": size, "queries": queries, "mode": mode, "variant": variant,
+                           **result}  # fmt: skip
+                    run_dir.log_metrics(row)
+                    rows.append(row)
+                _add_ratios(rows[-len(measured) :], measured)
+                _print_block(size, queries, mode, rows[-len(measured) :])
+    results = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": __import__("os").cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "equality": checks,
+        "rows": rows,
+    }
+    run_dir.write_results(results)
+    return results
+
+
+def _add_ratios(rows: list[dict], measured: dict) -> None:
+    floor, reference = measured.get("floor"), measured.get("reference")
+    for row in rows:
+        if floor:
+            row["time_vs_floor"] = row["median_ms"] / floor["median_ms"]
+        if reference:
+            row["speedup_vs_reference"] = reference["median_ms"] / row["median_ms"]
+            if row["peak_mib"] > 0:
+                row["memory_vs_reference"] = row["peak_mib"] / max(reference["peak_mib"], 1e-9)
+
+
+def _print_block(size: int, queries: int, mode: str, rows: list[dict]) -> None:
+    print(f"\nS={size} (Nv={size * size}), Q={queries}, {mode}")
+    print(f"{'variant':<16}{'median ms':>11}{'peak MiB':>10}{'vs floor':>10}"
+          f"{'speedup vs ref':>16}{'mem vs ref':>12}")  # fmt: skip
+    for row in rows:
+        print(
+            f"{row['variant']:<16}{row['median_ms']:>11.1f}{row['peak_mib']:>10.1f}"
+            f"{row.get('time_vs_floor', float('nan')):>10.2f}"
+            f"{row.get('speedup_vs_reference', float('nan')):>16.2f}"
+            f"{row.get('memory_vs_reference', float('nan')):>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(sys.argv[1:])

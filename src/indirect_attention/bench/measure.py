@@ -1,0 +1,69 @@
+"""Timing, peak memory and one-process-per-variant plumbing for the benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["peak_memory_mib", "reset_peak_memory", "run_in_subprocess", "time_call"]
+
+_STATUS = Path("/proc/self/status")
+
+
+def _status_kib(field: str) -> int:
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not found in {_STATUS}")
+
+
+def reset_peak_memory() -> int:
+    """Reset the process's resident-memory high-water mark; return the current RSS in KiB.
+
+    Writing 5 to ``/proc/self/clear_refs`` resets ``VmHWM`` (Linux); elsewhere the peak then
+    includes whatever the process used before, which only overstates memory.
+    """
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS")
+
+
+def peak_memory_mib(baseline_kib: int) -> float:
+    """Peak resident memory since :func:`reset_peak_memory`, above ``baseline_kib``, in MiB."""
+    return max(0, _status_kib("VmHWM") - baseline_kib) / 1024.0
+
+
+def time_call(function: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> dict:
+    """Wall-clock time of ``function()`` in milliseconds: median and minimum over ``repeats``."""
+    for _ in range(warmup):
+        function()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples), "repeats": repeats}
+
+
+def run_in_subprocess(module: str, arguments: list[str], *, timeout: float = 900.0) -> dict:
+    """Run ``python -m module arguments`` and parse the JSON object on its last output line."""
+    process = subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"benchmark worker {module} {' '.join(arguments)} failed with exit code "
+            f"{process.returncode}:\n{process.stderr[-4000:]}"
+        )
+    lines = [line for line in process.stdout.splitlines() if line.strip()]
+    return json.loads(lines[-1])

@@ -1,0 +1,52 @@
+"""``ia bench attention|train``: measured speed and memory, as ratios against same-run baselines."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..bench.attention import VARIANTS, AttentionBenchConfig
+from ..bench.attention import run as run_attention
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from error
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks (speed is measured, never asserted)")
+    commands = parser.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    attention = commands.add_parser(
+        "attention", help="box bias + indirect attention: ours vs the authors' formulation"
+    )
+    attention.add_argument("--sizes", type=_ints, default=[32, 64], help="target map sides S")
+    attention.add_argument("--queries", type=_ints, default=[300, 1800], help="object queries Q")
+    attention.add_argument("--repeats", type=int, default=5)
+    attention.add_argument("--variants", default=",".join(VARIANTS))
+    attention.add_argument("--seed", type=int, default=0)
+    attention.add_argument("--out", default="runs/bench-attention")
+    attention.set_defaults(func=_attention)
+
+
+def _attention(args: argparse.Namespace) -> int:
+    config = AttentionBenchConfig(
+        out=args.out,
+        sizes=args.sizes,
+        queries=args.queries,
+        repeats=args.repeats,
+        seed=args.seed,
+        variants=[name for name in args.variants.split(",") if name],
+    )
+    results = run_attention(config)
+    failed = [key for key, check in results["equality"].items() if not check["passed"]]
+    if failed:
+        print(f"ours differs from the reference beyond 1e-5 at {failed}")
+        return 1
+    return 0
