@@ -19,6 +19,7 @@ def test_reproduce_quick_writes_report_and_resumes(tmp_path, capsys, monkeypatch
     results = json.loads((out / "results.json").read_text())
     assert results["parts"]["core_check"]["status"] == "ok"
     core = json.loads((out / "core_check" / "results.json").read_text())
+    assert json.loads((out / "core_check" / "part.json").read_text())["status"] == "ok"
     assert core["passed"] and core["worst_max_abs"] < 1e-10
     for name in ("config.json", "metrics.jsonl", "results.json"):
         assert (out / "core_check" / name).exists()

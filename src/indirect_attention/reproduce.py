@@ -1,8 +1,10 @@
 """``ia reproduce``: run every part of the paper's reproduction that exists, resumably.
 
-Each part writes its own run directory under ``out/<part>/``; a part whose ``results.json`` says it
-finished is not run again, so a stopped reproduction resumes from the finished parts. A part that
-fails is recorded as failed (with its error) and the others still run; nothing is dropped silently.
+Each part writes its own run directory under ``out/<part>/`` (its ``config.json``,
+``metrics.jsonl``, ``results.json`` and figures) and reproduce records the part's outcome in
+``out/<part>/part.json``. A part whose ``part.json`` says it finished is not run again, so a stopped
+reproduction resumes from the finished parts. A part that fails is recorded as failed (with its
+error) and the others still run; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 from torch import nn
 
 from .core import IndirectAttention, attend, attend_reference
+from .theory import TheoryConfig
+from .theory import run as run_theory
 from .training import RunDir
 
 __all__ = ["PROFILES", "ReproduceConfig", "run"]
@@ -90,11 +94,23 @@ def _core_check(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     worst = max(
         max(r["attend_vs_formula_max_abs"], r["indirect_vs_multihead_max_abs"]) for r in rows
     )
-    return {"checks": rows, "worst_max_abs": worst, "passed": worst < 1e-10}
+    results = {"checks": rows, "worst_max_abs": worst, "passed": worst < 1e-10}
+    run_dir.write_config({**asdict(config), "part": "core_check"})
+    run_dir.write_results(results)
+    return {"worst_max_abs": worst, "passed": results["passed"]}
+
+
+def _theory(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
+    """Figure 1: the closed forms of §3-4 against Monte Carlo, with verdicts."""
+    results = run_theory(
+        TheoryConfig(out=str(run_dir.root), quick=config.profile == "quick", seed=config.seed)
+    )
+    return {"verdicts": {name: v["verdict"] for name, v in results["verdicts"].items()}}
 
 
 PARTS: dict[str, Callable[[ReproduceConfig, RunDir], dict[str, Any]]] = {
     "core_check": _core_check,
+    "theory": _theory,
 }
 
 
@@ -107,20 +123,19 @@ def run(config: ReproduceConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"profile": config.profile, "parts": {}}
     for name, part in PARTS.items():
         part_dir = RunDir(root.root / name)
-        done = part_dir.read_results()
+        done = _read_part(part_dir)
         if done is not None and done.get("status") == "ok":
             print(f"[reproduce] {name}: finished earlier, kept")
             summary["parts"][name] = {"status": "ok", "resumed": True}
             continue
         print(f"[reproduce] {name}: running")
         start = time.perf_counter()
-        part_dir.write_config({**asdict(config), "part": name})
         try:
-            result = {"status": "ok", **part(config, part_dir)}
+            result = {"status": "ok", "summary": part(config, part_dir)}
         except Exception as error:  # a failed part is recorded, never dropped
             result = {"status": "failed", "error": repr(error), "trace": traceback.format_exc()}
         result["seconds"] = time.perf_counter() - start
-        part_dir.write_results(result)
+        part_dir.write_json("part.json", result)
         root.log_metrics({"part": name, "status": result["status"], "seconds": result["seconds"]})
         summary["parts"][name] = {"status": result["status"], "seconds": result["seconds"]}
         print(f"[reproduce] {name}: {result['status']} in {result['seconds']:.1f} s")
@@ -129,16 +144,25 @@ def run(config: ReproduceConfig) -> dict[str, Any]:
     return summary
 
 
+def _read_part(part_dir: RunDir) -> dict[str, Any] | None:
+    path = part_dir.root / "part.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def _write_report(out: Path, summary: dict[str, Any]) -> None:
     lines = [f"# Reproduction report (profile `{summary['profile']}`)", ""]
     lines += ["| part | status | details |", "|---|---|---|"]
     for name, info in summary["parts"].items():
-        result = json.loads((out / name / "results.json").read_text())
-        details = result.get("error", "")
-        if name == "core_check" and result["status"] == "ok":
+        part = _read_part(RunDir(out / name)) or {}
+        details = part.get("error", "")
+        result = part.get("summary") or {}
+        if name == "core_check" and "worst_max_abs" in result:
             details = (
                 f"worst |fused - formula| and |ours - nn.MultiheadAttention| in float64: "
                 f"{result['worst_max_abs']:.2e}"
             )
+        if name == "theory" and "verdicts" in result:
+            details = "; ".join(f"{key}: {value}" for key, value in result["verdicts"].items())
+            details += " (figure: theory/figure1.png)"
         lines.append(f"| {name} | {info['status']} | {details} |")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
