@@ -1,4 +1,4 @@
-"""The piecewise-linear grid MLP against the plain MLP: outputs and every gradient."""
+"""The chunked grid MLP against the plain MLP: outputs and every gradient."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_grid_mlp_matches_plain_mlp_and_gradients(generator, with_bias):
     weight = draw(generator, 4, 16)
     bias = draw(generator, 4) if with_bias else None
     grid = torch.linspace(-2, 2, 11, dtype=torch.float64)
-    grid = torch.cat([grid, grid[-1:]])  # a repeated point
+    grid = torch.cat([grid, grid[-1:], grid[:1]])  # a repeated point, not sorted
     args = (alpha, beta, grid, weight, bias)
     out = grid_mlp(*args)
     expected = grid_mlp_reference(*args)
@@ -59,11 +59,23 @@ def test_grid_mlp_float32_close_to_float64_at_pixel_scale(generator):
 
 
 def test_grid_mlp_rejects_bad_input(generator):
-    alpha, beta, weight = draw(generator, 2, 4), draw(generator, 4), draw(generator, 3, 4)
+    alpha, weight = draw(generator, 2, 4), draw(generator, 3, 4)
     with pytest.raises(ValueError, match=r"alpha \(2, 4\), beta \(5,\)"):
         grid_mlp(alpha, draw(generator, 5), torch.arange(3.0), weight)
-    with pytest.raises(ValueError, match="ascending"):
-        grid_mlp(alpha, beta, torch.tensor([0.0, 2.0, 1.0]).double(), weight)
+
+
+def test_grid_mlp_chunks_many_rows(generator):
+    """More rows than one chunk holds: every chunk boundary must line up."""
+    alpha, beta = draw(generator, 301, 512), draw(generator, 512)
+    weight = draw(generator, 2, 512)
+    grid = torch.linspace(0, 1, 9, dtype=torch.float64)
+    out = grid_mlp(alpha, beta, grid, weight)
+    torch.testing.assert_close(out, grid_mlp_reference(alpha, beta, grid, weight, None))
+    (grad,) = torch.autograd.grad(out.sum(), alpha)
+    (expected,) = torch.autograd.grad(
+        grid_mlp_reference(alpha, beta, grid, weight, None).sum(), alpha
+    )
+    torch.testing.assert_close(grad, expected)
 
 
 @pytest.mark.parametrize("reference_size", [1, 2])

@@ -7,8 +7,9 @@ float32. Variants, each timed in its own process, forward (no grad) and forward+
 - ``floor``: PyTorch SDPA with no bias, the cost of attention alone.
 - ``reference``: the authors' formulation, written afresh: per-axis MLPs on (B, Q, S, 2) offsets,
   broadcast to a materialised (B, H, Q, Nv) bias, full logits q·kᵀ, softmax, @v.
-- ``ours``: :class:`BoxRelativeBias` (exact piecewise-linear MLP on the pixel grid, bias kept
-  factored as rows + columns) and :func:`attend` (fused SDPA).
+- ``ours``: :class:`BoxRelativeBias` (chunked MLPs on the pixel grid that never store their hidden
+  layer; the bias kept factored as rows + columns) and :func:`attend` (chunked exact attention
+  that reduces the bias gradient to rows and columns).
 - ``ours-plain-mlp``: ours with the MLPs evaluated the ordinary way, to show what each step buys.
 
 Before timing, ours is checked against the reference at the same size: the output and the gradients

@@ -105,10 +105,6 @@ def relative_offsets(references: Tensor, positions: Tensor) -> Tensor:
     return positions[:, None, :, None] - anchors[:, :, None, :]  # (B, Lq, Lk, R)
 
 
-def _ascending(positions: Tensor) -> bool:
-    return positions.numel() < 2 or bool((positions[1:] >= positions[:-1]).all())
-
-
 class RelativePositionBias(nn.Module):
     """φ: a 2-layer ReLU MLP from relative offsets to one logit bias per head (paper §5).
 
@@ -124,9 +120,9 @@ class RelativePositionBias(nn.Module):
         log_offsets: Whether to apply the signed log compression.
         output_bias: Whether φ's last layer has a bias. A per-head constant does not change the
             softmax (its gradient is zero), so a bias only matters if φ is read elsewhere.
-        fast: Without log compression and on a shared ascending grid of positions, evaluate the
-            MLP exactly through :func:`grid_mlp` (piecewise-linear in the position) instead of
-            materialising its (B, Lq, Lk, hidden) hidden layer.
+        fast: Without log compression and on positions shared by the batch, fold the first
+            layer and evaluate the MLP through :func:`grid_mlp`, which never stores its
+            (B, Lq, Lk, hidden) hidden layer (same result, less memory, faster).
 
     Shapes:
         references (B, Lq, R), positions (Lk,) or (B, Lk) -> bias (B, H, Lq, Lk)
@@ -179,7 +175,7 @@ class RelativePositionBias(nn.Module):
                 f"got {tuple(references.shape)}"
             )
         positions = positions.to(references.dtype)
-        if self.fast and not self.log_offsets and positions.dim() == 1 and _ascending(positions):
+        if self.fast and not self.log_offsets and positions.dim() == 1:
             return self._forward_on_grid(references, positions)
         offsets = relative_offsets(references, positions)  # (B, Lq, Lk, R)
         bias = self.mlp(self.encode_offsets(offsets))  # (B, Lq, Lk, H)

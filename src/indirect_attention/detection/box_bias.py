@@ -8,8 +8,8 @@ each a 2-layer ReLU MLP with one output per head. The bias depends only on the b
 
 Each axis is exactly the core's 1-D interval bias (:class:`RelativePositionBias` with an interval
 reference), so the bias comes out factored as a :class:`GridBias` (one term per row, one per
-column) and is never evaluated per cell; on the shared pixel grid the MLPs run through the exact
-piecewise-linear :func:`grid_mlp`.
+column) and is never evaluated per cell; on the shared pixel grid the MLPs run through
+:func:`grid_mlp`, which never stores their hidden layer.
 
 Shapes:
     B batch, H heads, Q object queries, h×w target feature grid, N = h·w target tokens.
@@ -32,7 +32,7 @@ class BoxRelativeBias(nn.Module):
         num_heads: Number of heads H.
         hidden_dim: Hidden width of each axis MLP (the authors use 512).
         stride: Pixels per feature cell; offsets are measured in pixels of the input.
-        fast: Use the exact piecewise-linear evaluation (see :func:`grid_mlp`).
+        fast: Evaluate the MLPs with :func:`grid_mlp` (same result, lean).
 
     Shapes:
         boxes (B, Q, 4) as normalised (cx, cy, w, h) over the h×w grid -> GridBias with rows

@@ -174,7 +174,9 @@ def transform_sprite(sprite: np.ndarray, longer_side: float, angle: float) -> np
     return out[y1:y2, x1:x2]
 
 
-def alpha_box(alpha: np.ndarray, threshold: int = ALPHA_THRESHOLD) -> tuple[int, int, int, int] | None:
+def alpha_box(
+    alpha: np.ndarray, threshold: int = ALPHA_THRESHOLD
+) -> tuple[int, int, int, int] | None:
     """The tight ``(x1, y1, x2, y2)`` box (exclusive ends) of ``alpha >= threshold``, or ``None``."""
     mask = alpha >= threshold
     rows = np.flatnonzero(mask.any(axis=1))

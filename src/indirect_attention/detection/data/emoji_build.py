@@ -150,7 +150,9 @@ def _find_tarballs(folder: Path) -> dict[str, Path]:
     for prefix, version, *_ in PACKAGES:
         path = folder / f"iconify-json-{prefix}-{version}.tgz"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; run npm pack @iconify-json/{prefix}@{version}")
+            raise FileNotFoundError(
+                f"{path}: missing; run npm pack @iconify-json/{prefix}@{version}"
+            )
         found[prefix] = path
     return found
 

@@ -99,7 +99,9 @@ class EmojiEpisodes(torch.utils.data.Dataset):
     def episode(self, index: int) -> RenderedEpisode:
         """The rendered episode (numpy arrays, masks and spec) at ``index``."""
         if not 0 <= index < self.length:
-            raise IndexError(f"episode {index} out of range for {self.split} of length {self.length}")
+            raise IndexError(
+                f"episode {index} out of range for {self.split} of length {self.length}"
+            )
         spec = sample_episode(self.bank, self.split, index, seed=self.seed, config=self.config)
         return render_episode(spec, self.bank, config=self.config)
 

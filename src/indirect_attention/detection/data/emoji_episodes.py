@@ -22,8 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .emoji import ALPHA_THRESHOLD, BACKGROUNDS, SpriteBank, alpha_box, background_photo
-from .emoji import load_sprite_bank, transform_sprite
+from .emoji import (
+    ALPHA_THRESHOLD,
+    BACKGROUNDS,
+    SpriteBank,
+    alpha_box,
+    background_photo,
+    load_sprite_bank,
+    transform_sprite,
+)
 
 __all__ = [
     "SPLITS",
@@ -74,9 +81,13 @@ class EpisodeConfig:
                 f"{self.query_size}"
             )
         if not 1 <= self.positives[0] <= self.positives[1]:
-            raise ValueError(f"positives must be a range (lo, hi) with 1 <= lo <= hi, got {self.positives}")
+            raise ValueError(
+                f"positives must be a range (lo, hi) with 1 <= lo <= hi, got {self.positives}"
+            )
         if not 0 < self.object_size[0] <= self.object_size[1] <= 0.6:
-            raise ValueError(f"object_size must satisfy 0 < lo <= hi <= 0.6, got {self.object_size}")
+            raise ValueError(
+                f"object_size must satisfy 0 < lo <= hi <= 0.6, got {self.object_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,10 @@ def _place(
         cy = rng.uniform(h / 2 + 1, canvas - h / 2 - 1)
         box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
         if all(
-            box[2] + gap <= t[0] or t[2] + gap <= box[0] or box[3] + gap <= t[1] or t[3] + gap <= box[1]
+            box[2] + gap <= t[0]
+            or t[2] + gap <= box[0]
+            or box[3] + gap <= t[1]
+            or t[3] + gap <= box[1]
             for t in taken
         ):
             taken.append(box)
@@ -216,7 +230,11 @@ def sample_episode(
     background = str(rng.choice(BACKGROUNDS))
     photo_h, photo_w = background_photo(background).shape[:2]
     side = int(rng.integers(min(photo_h, photo_w) // 2, min(photo_h, photo_w) + 1))
-    crop = (int(rng.integers(0, photo_h - side + 1)), int(rng.integers(0, photo_w - side + 1)), side)
+    crop = (
+        int(rng.integers(0, photo_h - side + 1)),
+        int(rng.integers(0, photo_w - side + 1)),
+        side,
+    )
     tint = tuple(float(t) for t in rng.uniform(0.6, 1.0, size=3))
     return EpisodeSpec(
         split=split,
@@ -238,7 +256,9 @@ def _background(spec: EpisodeSpec, canvas: int) -> np.ndarray:
 
     top, left, side = spec.crop
     patch = background_photo(spec.background)[top : top + side, left : left + side]
-    image = Image.fromarray((patch * 255).astype(np.uint8)).resize((canvas, canvas), Image.Resampling.BILINEAR)
+    image = Image.fromarray((patch * 255).astype(np.uint8)).resize(
+        (canvas, canvas), Image.Resampling.BILINEAR
+    )
     return np.asarray(image, dtype=np.float32) / 255.0 * np.asarray(spec.tint, dtype=np.float32)
 
 
@@ -267,12 +287,16 @@ def render_episode(
         image[y0 + sy : y0 + ey, x0 + sx : x0 + ex] = alpha * rgb + (1 - alpha) * region
         box = alpha_box(masks[k], ALPHA_THRESHOLD)
         if box is None:
-            raise ValueError(f"episode {spec.split}/{spec.index}: instance {k} has no visible pixel")
+            raise ValueError(
+                f"episode {spec.split}/{spec.index}: instance {k} has no visible pixel"
+            )
         boxes[k] = box
     n_pos = len(spec.positives)
     return RenderedEpisode(
         target=(np.clip(image, 0, 1) * 255).round().astype(np.uint8),
-        query=render_query(bank.sprite(spec.category, spec.query_style), config.query_size, spec.query_gray),
+        query=render_query(
+            bank.sprite(spec.category, spec.query_style), config.query_size, spec.query_gray
+        ),
         boxes=boxes[:n_pos],
         distractor_boxes=boxes[n_pos:],
         masks=masks,
@@ -289,5 +313,7 @@ def render_query(sprite: np.ndarray, size: int, gray: float) -> np.ndarray:
     y0, x0 = (size - h) // 2, (size - w) // 2
     alpha = patch[..., 3:4].astype(np.float32) / 255.0
     region = image[y0 : y0 + h, x0 : x0 + w]
-    image[y0 : y0 + h, x0 : x0 + w] = alpha * patch[..., :3].astype(np.float32) / 255.0 + (1 - alpha) * region
+    image[y0 : y0 + h, x0 : x0 + w] = (
+        alpha * patch[..., :3].astype(np.float32) / 255.0 + (1 - alpha) * region
+    )
     return (image * 255).round().astype(np.uint8)

@@ -36,12 +36,12 @@ __all__ = [
     "QueryCrop",
     "check_no_leak",
     "crop_query",
+    "eval_pairs",
+    "eval_view",
     "load_class_split",
     "mean_std",
     "query_pool",
     "sample_training_pair",
-    "eval_pairs",
-    "eval_view",
     "training_view",
 ]
 
@@ -108,7 +108,9 @@ def training_view(
     return out
 
 
-def eval_view(dataset: DetectionDataset, split: ClassSplit, *, which: str = "unseen") -> DetectionDataset:
+def eval_view(
+    dataset: DetectionDataset, split: ClassSplit, *, which: str = "unseen"
+) -> DetectionDataset:
     """The test set: boxes of the ``which`` (``"unseen"``, ``"seen"``) classes; difficult ones keep
     their flag so VOC AP50 can ignore them; crowd boxes are dropped."""
     if which not in ("unseen", "seen"):
@@ -157,7 +159,9 @@ def query_pool(
                 continue
             if min(x2 - x1, y2 - y1) < min_size:
                 continue
-            pool[obj.category].append(QueryCrop(image.image_id, image.file_name, obj.box, obj.category))
+            pool[obj.category].append(
+                QueryCrop(image.image_id, image.file_name, obj.box, obj.category)
+            )
     return pool
 
 
@@ -185,7 +189,11 @@ def crop_query(crop: QueryCrop) -> np.ndarray:
 
 
 def _image_seed(image_id: int | str) -> int:
-    return image_id if isinstance(image_id, int) and image_id >= 0 else zlib.crc32(str(image_id).encode())
+    return (
+        image_id
+        if isinstance(image_id, int) and image_id >= 0
+        else zlib.crc32(str(image_id).encode())
+    )
 
 
 def sample_training_pair(
@@ -205,7 +213,9 @@ def sample_training_pair(
     weights = np.asarray([w for _, _, w in options])
     category, crops, _ = options[int(generator.choice(len(options), p=weights / weights.sum()))]
     query = crops[int(generator.integers(len(crops)))]
-    return OneShotPair(image, category, query, tuple(image.boxes_of(category, include_difficult=False)))
+    return OneShotPair(
+        image, category, query, tuple(image.boxes_of(category, include_difficult=False))
+    )
 
 
 def eval_pairs(
@@ -229,7 +239,9 @@ def eval_pairs(
         rng = np.random.default_rng([seed, _image_seed(image.image_id)])
         for category in image.categories():
             crops = [
-                q for q in pool.get(category, []) if not (exclude_same_image and q.image_id == image.image_id)
+                q
+                for q in pool.get(category, [])
+                if not (exclude_same_image and q.image_id == image.image_id)
             ]
             if not crops:
                 continue
@@ -237,7 +249,8 @@ def eval_pairs(
             order = rng.permutation(len(repeated))[:draws]
             boxes = tuple(image.boxes_of(category))
             pairs.extend(
-                OneShotPair(image, category, repeated[int(k)], boxes, draw=d) for d, k in enumerate(order)
+                OneShotPair(image, category, repeated[int(k)], boxes, draw=d)
+                for d, k in enumerate(order)
             )
     return pairs
 

@@ -76,18 +76,26 @@ def export_episodes(
         )
         if fmt == "voc":
             extra = ET.Element("query")
-            for tag, value in (("filename", f"{stem}.png"), ("name", spec.category), ("style", spec.query_style)):
+            for tag, value in (
+                ("filename", f"{stem}.png"),
+                ("name", spec.category),
+                ("style", spec.query_style),
+            ):
                 ET.SubElement(extra, tag).text = value
             record = ImageRecord(stem, f"{stem}.png", size, size, objects)
             text = voc_xml(record, folder=f"emoji-{split}", extra=extra)
             root = ET.fromstring(text)
             for obj in others:
-                node = ET.fromstring(voc_xml(ImageRecord(stem, "", size, size, (obj,)))).find("object")
+                node = ET.fromstring(voc_xml(ImageRecord(stem, "", size, size, (obj,)))).find(
+                    "object"
+                )
                 node.tag = "distractor"
                 root.append(node)
             ET.indent(root)
             (out / "Annotations").mkdir(exist_ok=True)
-            (out / "Annotations" / f"{stem}.xml").write_text(ET.tostring(root, encoding="unicode") + "\n")
+            (out / "Annotations" / f"{stem}.xml").write_text(
+                ET.tostring(root, encoding="unicode") + "\n"
+            )
             ids.append(stem)
             continue
         image_id = index + 1
@@ -109,10 +117,14 @@ def export_episodes(
         listing.write_text("".join(f"{i}\n" for i in ids))
         return listing
     document = {
-        "info": {"description": f"indirect-attention emoji one-shot episodes, split {split}, seed {seed}"},
+        "info": {
+            "description": f"indirect-attention emoji one-shot episodes, split {split}, seed {seed}"
+        },
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": i, "name": n, "supercategory": data.bank.groups[n]} for n, i in cat_ids.items()],
+        "categories": [
+            {"id": i, "name": n, "supercategory": data.bank.groups[n]} for n, i in cat_ids.items()
+        ],
         "distractors": distractors,
     }
     path = out / "annotations.json"

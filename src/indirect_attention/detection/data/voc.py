@@ -103,7 +103,9 @@ def read_voc_xml(
         bndbox = obj.find("bndbox")
         if bndbox is None:
             raise ValueError(f"{here}: missing <bndbox>")
-        xmin, ymin, xmax, ymax = (_number(bndbox, t, here) for t in ("xmin", "ymin", "xmax", "ymax"))
+        xmin, ymin, xmax, ymax = (
+            _number(bndbox, t, here) for t in ("xmin", "ymin", "xmax", "ymax")
+        )
         box = (xmin - 1.0, ymin - 1.0, xmax, ymax)
         problem = check_box(box, width, height, tolerance=1.0)
         if problem is not None:
@@ -155,8 +157,10 @@ def read_voc(
         )
         for image_id in ids
     ]
-    names = tuple(classes) if classes is not None else tuple(
-        sorted({o.category for im in images for o in im.objects})
+    names = (
+        tuple(classes)
+        if classes is not None
+        else tuple(sorted({o.category for im in images for o in im.objects}))
     )
     return DetectionDataset(f"{root.name}-{image_set}", names, images)
 
