@@ -3,11 +3,11 @@
 With a :class:`GridBias` (``bias[q, r·w + c] = rows[q, r] + cols[q, c]``) the logits are
 ``q·k/√Dh + rows + cols``. PyTorch's CPU flash kernel cannot return the gradient of an additive
 mask, so a trainable bias sends SDPA down its math path, which materialises several (B, H, Lq, Lk)
-tensors. Here the queries are processed a chunk at a time: each chunk's logits, probabilities and
-their gradient live only while that chunk is computed (they fit in cache), the backward pass
-recomputes them from the saved log-sum-exp (as flash attention does), and the bias gradients are
-reduced straight to rows and columns. Peak memory is O(chunk·Lk) instead of O(Lq·Lk), and nothing
-is approximated.
+tensors. Here the queries are processed a chunk at a time: each chunk's bias is fused into the
+q·kᵀ product, its probabilities and their gradient live only while that chunk is computed (they
+fit in cache), the backward pass recomputes them instead of storing them, and the bias gradients
+are reduced straight to rows and columns. Peak memory is O(chunk·Lk) instead of O(Lq·Lk), and
+nothing is approximated.
 
 Shapes:
     B batch, H heads, Lq queries, Lk = h·w keys on an h×w grid, Dh head dim, Dv value dim.
@@ -21,67 +21,68 @@ from torch import Tensor
 __all__ = ["grid_attend"]
 
 
-def _chunk_logits(q, k, rows, cols, mask, start, stop, scale):
-    """Logits of queries [start, stop) with the grid bias and the key mask, (B, H, C, Lk)."""
-    logits = torch.matmul(q[:, :, start:stop], k.transpose(-2, -1)).mul_(scale)  # (B,H,C,Lk)
-    height, width = rows.shape[-1], cols.shape[-1]
-    grid = logits.view(*logits.shape[:3], height, width)  # (B, H, C, h, w)
-    grid.add_(rows[:, :, start:stop, :, None]).add_(cols[:, :, start:stop, None, :])
-    if mask is not None:
-        logits.masked_fill_(mask[:, None, None, :], float("-inf"))
-    return logits
+def _chunk_probs(q_scaled, k_t, rows, cols, mask_bias, start, stop):
+    """Attention probabilities of queries [start, stop), (B·H, C, Lk).
 
-
-def _finite(lse: Tensor) -> Tensor:
-    """Rows with every key masked have lse = -inf; use 0 there so that exp gives zeros, not NaN."""
-    return torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    The dense bias of the chunk is built once and fused into the q·kᵀ product (``baddbmm``).
+    """
+    batch, heads = rows.shape[:2]
+    bias = rows[:, :, start:stop, :, None] + cols[:, :, start:stop, None, :]  # (B, H, C, h, w)
+    bias = bias.reshape(batch, heads, stop - start, -1)  # (B, H, C, Lk)
+    if mask_bias is not None:
+        bias = bias + mask_bias  # (B, H, C, Lk)
+    logits = torch.baddbmm(
+        bias.reshape(batch * heads, stop - start, -1), q_scaled[:, start:stop], k_t
+    )
+    return logits.softmax(dim=-1)  # (B·H, C, Lk)
 
 
 class _GridAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, rows, cols, mask, chunk):  # type: ignore[override]
-        scale = q.shape[-1] ** -0.5
-        out = q.new_empty((*q.shape[:3], v.shape[-1]))  # (B, H, Lq, Dv)
-        lse = q.new_empty((*q.shape[:3], 1))  # (B, H, Lq, 1)
-        for start in range(0, q.shape[2], chunk):
-            stop = min(start + chunk, q.shape[2])
-            logits = _chunk_logits(q, k, rows, cols, mask, start, stop, scale)
-            chunk_lse = _finite(torch.logsumexp(logits, dim=-1, keepdim=True))  # (B, H, C, 1)
-            probs = logits.sub_(chunk_lse).exp_()  # (B, H, C, Lk)
-            torch.matmul(probs, v, out=out[:, :, start:stop])
-            lse[:, :, start:stop] = chunk_lse
-        ctx.save_for_backward(q, k, v, rows, cols, mask, out, lse)
+    def forward(ctx, q, k, v, rows, cols, mask_bias, chunk):  # type: ignore[override]
+        batch, heads, num_queries, head_dim = q.shape
+        q_scaled = (q * head_dim**-0.5).reshape(batch * heads, num_queries, head_dim)
+        k_t = k.reshape(batch * heads, -1, head_dim).transpose(1, 2)  # (B·H, Dh, Lk)
+        values = v.reshape(batch * heads, -1, v.shape[-1])  # (B·H, Lk, Dv)
+        out = q.new_empty((batch * heads, num_queries, v.shape[-1]))  # (B·H, Lq, Dv)
+        for start in range(0, num_queries, chunk):
+            stop = min(start + chunk, num_queries)
+            probs = _chunk_probs(q_scaled, k_t, rows, cols, mask_bias, start, stop)
+            torch.bmm(probs, values, out=out[:, start:stop])
+        out = out.view(batch, heads, num_queries, -1)  # (B, H, Lq, Dv)
+        ctx.save_for_backward(q, k, v, rows, cols, mask_bias, out)
         ctx.chunk = chunk
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        q, k, v, rows, cols, mask, out, lse = ctx.saved_tensors
-        scale = q.shape[-1] ** -0.5
-        grad_q, grad_rows, grad_cols = (
-            torch.empty_like(q),
-            torch.empty_like(rows),
-            torch.empty_like(cols),
-        )
-        grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
-        delta = (grad_out * out).sum(-1, keepdim=True)  # (B, H, Lq, 1)
+        q, k, v, rows, cols, mask_bias, out = ctx.saved_tensors
+        batch, heads, num_queries, head_dim = q.shape
         height, width = rows.shape[-1], cols.shape[-1]
-        for start in range(0, q.shape[2], ctx.chunk):
-            stop = min(start + ctx.chunk, q.shape[2])
-            logits = _chunk_logits(q, k, rows, cols, mask, start, stop, scale)
-            probs = logits.sub_(lse[:, :, start:stop]).exp_()  # (B, H, C, Lk)
-            grad_chunk = grad_out[:, :, start:stop]  # (B, H, C, Dv)
-            grad_v += probs.transpose(-2, -1) @ grad_chunk  # (B, H, Lk, Dv)
-            grad_logits = torch.matmul(grad_chunk, v.transpose(-2, -1))  # (B, H, C, Lk)
-            grad_logits.sub_(delta[:, :, start:stop]).mul_(probs)
-            grid = grad_logits.view(*grad_logits.shape[:3], height, width)  # (B, H, C, h, w)
+        scale = head_dim**-0.5
+        q_scaled = (q * scale).reshape(batch * heads, num_queries, head_dim)
+        keys = k.reshape(batch * heads, -1, head_dim)  # (B·H, Lk, Dh)
+        values = v.reshape(batch * heads, -1, v.shape[-1])  # (B·H, Lk, Dv)
+        grad_out = grad_out.reshape(batch * heads, num_queries, -1)  # (B·H, Lq, Dv)
+        delta = (grad_out * out.reshape(grad_out.shape)).sum(-1, keepdim=True)  # (B·H, Lq, 1)
+        grad_q = torch.empty_like(q_scaled)
+        grad_k, grad_v = torch.zeros_like(keys), torch.zeros_like(values)
+        grad_rows, grad_cols = torch.empty_like(rows), torch.empty_like(cols)
+        for start in range(0, num_queries, ctx.chunk):
+            stop = min(start + ctx.chunk, num_queries)
+            probs = _chunk_probs(q_scaled, keys.transpose(1, 2), rows, cols, mask_bias, start, stop)
+            grad_chunk = grad_out[:, start:stop]  # (B·H, C, Dv)
+            grad_v.baddbmm_(probs.transpose(1, 2), grad_chunk)
+            # d logits = P ∘ (dO vᵀ − δ), the softmax backward
+            grad_logits = torch.baddbmm(-delta[:, start:stop], grad_chunk, values.transpose(1, 2))
+            grad_logits.mul_(probs)  # (B·H, C, Lk)
+            grid = grad_logits.view(batch, heads, stop - start, height, width)
             grad_rows[:, :, start:stop] = grid.sum(-1)
             grad_cols[:, :, start:stop] = grid.sum(-2)
-            torch.matmul(grad_logits, k, out=grad_q[:, :, start:stop])
-            grad_k += grad_logits.transpose(-2, -1) @ q[:, :, start:stop]  # (B, H, Lk, Dh)
-        grad_q.mul_(scale)
-        grad_k.mul_(scale)
-        return grad_q, grad_k, grad_v, grad_rows, grad_cols, None, None
+            torch.bmm(grad_logits, keys, out=grad_q[:, start:stop])
+            grad_k.baddbmm_(grad_logits.transpose(1, 2), q_scaled[:, start:stop])
+        grad_q = (grad_q * scale).view_as(q)
+        return grad_q, grad_k.view_as(k), grad_v.view_as(v), grad_rows, grad_cols, None, None
 
 
 def grid_attend(
@@ -92,7 +93,7 @@ def grid_attend(
     rows: Tensor,
     cols: Tensor,
     key_padding_mask: Tensor | None = None,
-    chunk_size: int = 64,
+    chunk_size: int = 32,
 ) -> Tensor:
     """``softmax(q kᵀ/√Dh + rows ⊕ cols, masked) v`` by query chunks, exact, with low memory.
 
@@ -117,4 +118,14 @@ def grid_attend(
     shape = (*q.shape[:3],)
     rows = rows.to(q.dtype).expand(*shape, rows.shape[-1]).contiguous()  # (B, H, Lq, h)
     cols = cols.to(q.dtype).expand(*shape, cols.shape[-1]).contiguous()  # (B, H, Lq, w)
-    return _GridAttention.apply(q, k, v, rows, cols, key_padding_mask, chunk_size)
+    mask_bias, alive = None, None
+    if key_padding_mask is not None:
+        # A batch element with every key masked attends freely and is zeroed afterwards, so that
+        # neither its output nor its gradients are NaN.
+        dead = key_padding_mask.all(dim=-1)  # (B,)
+        keep = key_padding_mask & ~dead[:, None]  # (B, Lk) True = ignore
+        mask_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device)
+        mask_bias = mask_bias.masked_fill(keep, float("-inf"))[:, None, None, :]  # (B, 1, 1, Lk)
+        alive = (~dead).to(q.dtype)[:, None, None, None]  # (B, 1, 1, 1)
+    out = _GridAttention.apply(q, k, v, rows, cols, mask_bias, chunk_size)  # (B, H, Lq, Dv)
+    return out if alive is None else out * alive
