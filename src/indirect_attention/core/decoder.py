@@ -66,7 +66,8 @@ class IndirectDecoder(nn.Module):
 
     Shapes:
         queries (B, Lq, D), key_source (B, Lk, Dk), value_source (B, Lk, Dv),
-        references (B, Lq, R), positions (Lk,) or (B, Lk) (default ``(j + 0.5) / Lk``),
+        references (B, Lq, R), positions (Lk,) or (B, Lk) (default ``(j + 0.5) / Lk``) or
+        whatever the bias producer reads (a grid size (h, w) for the detector's box bias),
         key_padding_mask (B, Lk) -> :class:`DecoderOutput`.
     """
 
@@ -125,7 +126,7 @@ class IndirectDecoder(nn.Module):
         value_source: Tensor,
         *,
         references: Tensor | None = None,
-        positions: Tensor | None = None,
+        positions: Tensor | tuple[int, int] | None = None,
         key_padding_mask: Tensor | None = None,
         return_maps: bool = False,
     ) -> DecoderOutput:

@@ -24,16 +24,15 @@ __all__ = ["grid_attend"]
 def _chunk_probs(q_scaled, k_t, rows, cols, mask_bias, start, stop):
     """Attention probabilities of queries [start, stop), (B·H, C, Lk).
 
-    The dense bias of the chunk is built once and fused into the q·kᵀ product (``baddbmm``).
+    The dense bias of the chunk is built once and the q·kᵀ product is accumulated into it.
     """
     batch, heads = rows.shape[:2]
     bias = rows[:, :, start:stop, :, None] + cols[:, :, start:stop, None, :]  # (B, H, C, h, w)
     bias = bias.reshape(batch, heads, stop - start, -1)  # (B, H, C, Lk)
     if mask_bias is not None:
-        bias = bias + mask_bias  # (B, H, C, Lk)
-    logits = torch.baddbmm(
-        bias.reshape(batch * heads, stop - start, -1), q_scaled[:, start:stop], k_t
-    )
+        bias.add_(mask_bias)  # (B, H, C, Lk)
+    logits = bias.reshape(batch * heads, stop - start, -1)  # (B·H, C, Lk), a fresh buffer
+    logits.baddbmm_(q_scaled[:, start:stop], k_t)  # += q·kᵀ in place, no copy of the bias
     return logits.softmax(dim=-1)  # (B·H, C, Lk)
 
 
@@ -42,7 +41,7 @@ class _GridAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, rows, cols, mask_bias, chunk):  # type: ignore[override]
         batch, heads, num_queries, head_dim = q.shape
         q_scaled = (q * head_dim**-0.5).reshape(batch * heads, num_queries, head_dim)
-        k_t = k.reshape(batch * heads, -1, head_dim).transpose(1, 2)  # (B·H, Dh, Lk)
+        k_t = k.reshape(batch * heads, -1, head_dim).transpose(1, 2).contiguous()  # (B·H, Dh, Lk)
         values = v.reshape(batch * heads, -1, v.shape[-1])  # (B·H, Lk, Dv)
         out = q.new_empty((batch * heads, num_queries, v.shape[-1]))  # (B·H, Lq, Dv)
         for start in range(0, num_queries, chunk):
@@ -63,6 +62,8 @@ class _GridAttention(torch.autograd.Function):
         q_scaled = (q * scale).reshape(batch * heads, num_queries, head_dim)
         keys = k.reshape(batch * heads, -1, head_dim)  # (B·H, Lk, Dh)
         values = v.reshape(batch * heads, -1, v.shape[-1])  # (B·H, Lk, Dv)
+        k_t = keys.transpose(1, 2).contiguous()  # (B·H, Dh, Lk)
+        v_t = values.transpose(1, 2).contiguous()  # (B·H, Dv, Lk)
         grad_out = grad_out.reshape(batch * heads, num_queries, -1)  # (B·H, Lq, Dv)
         delta = (grad_out * out.reshape(grad_out.shape)).sum(-1, keepdim=True)  # (B·H, Lq, 1)
         grad_q = torch.empty_like(q_scaled)
@@ -70,12 +71,11 @@ class _GridAttention(torch.autograd.Function):
         grad_rows, grad_cols = torch.empty_like(rows), torch.empty_like(cols)
         for start in range(0, num_queries, ctx.chunk):
             stop = min(start + ctx.chunk, num_queries)
-            probs = _chunk_probs(q_scaled, keys.transpose(1, 2), rows, cols, mask_bias, start, stop)
+            probs = _chunk_probs(q_scaled, k_t, rows, cols, mask_bias, start, stop)
             grad_chunk = grad_out[:, start:stop]  # (B·H, C, Dv)
             grad_v.baddbmm_(probs.transpose(1, 2), grad_chunk)
             # d logits = P ∘ (dO vᵀ − δ), the softmax backward
-            grad_logits = torch.baddbmm(-delta[:, start:stop], grad_chunk, values.transpose(1, 2))
-            grad_logits.mul_(probs)  # (B·H, C, Lk)
+            grad_logits = torch.bmm(grad_chunk, v_t).sub_(delta[:, start:stop]).mul_(probs)
             grid = grad_logits.view(batch, heads, stop - start, height, width)
             grad_rows[:, :, start:stop] = grid.sum(-1)
             grad_cols[:, :, start:stop] = grid.sum(-2)

@@ -67,7 +67,7 @@ class _GridMLP(torch.autograd.Function):
             grad_chunk = grad_out[start:stop]  # (C, G, H)
             hidden = pre.clamp(min=0)
             grad_weight += grad_chunk.flatten(0, 1).t() @ hidden.flatten(0, 1)  # (H, K)
-            grad_hidden = (grad_chunk @ weight).mul_(pre > 0)  # (C, G, K)
+            grad_hidden = (grad_chunk @ weight).masked_fill_(pre <= 0, 0.0)  # (C, G, K)
             grad_alpha[start:stop] = grad_hidden.sum(1)
             grad_slope += grad_hidden.sum(0)
         grad_beta = -(grid @ grad_slope)  # (K,)
