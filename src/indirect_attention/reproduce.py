@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .bench.attention import AttentionBenchConfig
+from .bench.attention import run as run_attention_bench
 from .core import IndirectAttention, attend, attend_reference
 from .theory import TheoryConfig
 from .theory import run as run_theory
@@ -108,9 +110,33 @@ def _theory(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     return {"verdicts": {name: v["verdict"] for name, v in results["verdicts"].items()}}
 
 
+def _bench_attention(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
+    """Box bias + indirect attention: ours against the authors' formulation and the SDPA floor."""
+    sizes = [32] if config.profile == "quick" else [32, 64]
+    queries = [300] if config.profile != "full" else [300, 1800]
+    results = run_attention_bench(
+        AttentionBenchConfig(
+            out=str(run_dir.root), sizes=sizes, queries=queries, repeats=3, seed=config.seed
+        )
+    )
+    train = [r for r in results["rows"] if r["mode"] == "train"]
+    return {
+        "equal": all(check["passed"] for check in results["equality"].values()),
+        "train": {
+            f"S={r['size']},Q={r['queries']},{r['variant']}": {
+                "ms": r["median_ms"],
+                "vs_floor": r.get("time_vs_floor"),
+                "peak_mib": r["peak_mib"],
+            }
+            for r in train
+        },
+    }
+
+
 PARTS: dict[str, Callable[[ReproduceConfig, RunDir], dict[str, Any]]] = {
     "core_check": _core_check,
     "theory": _theory,
+    "bench_attention": _bench_attention,
 }
 
 
@@ -161,6 +187,13 @@ def _write_report(out: Path, summary: dict[str, Any]) -> None:
                 f"worst |fused - formula| and |ours - nn.MultiheadAttention| in float64: "
                 f"{result['worst_max_abs']:.2e}"
             )
+        if name == "bench_attention" and "train" in result:
+            details = "forward+backward: " + "; ".join(
+                f"{key} {value['ms']:.0f} ms ({value['vs_floor']:.2f}× floor, "
+                f"{value['peak_mib']:.0f} MiB)"
+                for key, value in result["train"].items()
+            )
+            details += f"; ours equals the reference: {result['equal']}"
         if name == "theory" and "verdicts" in result:
             details = "; ".join(f"{key}: {value}" for key, value in result["verdicts"].items())
             details += " (figure: theory/figure1.png)"

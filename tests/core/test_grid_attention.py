@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from indirect_attention import attend
 from indirect_attention.core import GridBias, attend_reference
-from indirect_attention.core.grid_attention import grid_attend
+from indirect_attention.core.grid_attention import _GridAttention, grid_attend
 
 
 def tensors(generator, batch=2, heads=2, num_queries=7, height=3, width=4, head_dim=5):
@@ -70,3 +72,23 @@ def test_chunk_size_must_be_positive(generator):
     q, k, v, rows, cols = tensors(generator)
     with pytest.raises(ValueError, match="chunk_size must be positive, got 0"):
         grid_attend(q, k, v, rows=rows, cols=cols, chunk_size=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention trains only on CUDA")
+def test_flex_attention_path_equals_the_chunked_path_on_cuda():
+    generator = torch.Generator().manual_seed(0)
+    q, k, v, rows, cols = (
+        t.detach().float().cuda().requires_grad_(True)
+        for t in tensors(generator, 2, 2, 128, 8, 16, 16)
+    )
+    v = v.detach()[..., :16].contiguous().requires_grad_(True)  # FlexAttention wants Dv == Dh
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a silent fall-back to the chunked path fails the test
+        out = grid_attend(q, k, v, rows=rows, cols=cols)
+    expected = _GridAttention.apply(q, k, v, rows, cols, None, 32)
+    torch.testing.assert_close(out, expected, atol=2e-3, rtol=2e-3)
+    leaves = (q, k, v, rows, cols)
+    mine = torch.autograd.grad(out.sum(), leaves)
+    theirs = torch.autograd.grad(expected.sum(), leaves)
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-3)

@@ -15,10 +15,38 @@ Shapes:
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import torch
 from torch import Tensor
 
 __all__ = ["grid_attend"]
+
+
+@functools.cache
+def _compiled_flex_attention():
+    """``torch.compile``d FlexAttention, or None where this PyTorch has none."""
+    try:
+        from torch.nn.attention.flex_attention import flex_attention
+    except ImportError:
+        return None
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def _flex_grid_attend(q: Tensor, k: Tensor, v: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """FlexAttention with the grid bias as a score modification (CUDA; trains through rows/cols).
+
+    The bias is read per (query, key) from the factored rows and columns inside the fused kernel;
+    no (B, H, Lq, Lk) tensor is ever materialised.
+    """
+    flex = _compiled_flex_attention()
+    width = cols.shape[-1]
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + rows[b, h, q_idx, kv_idx // width] + cols[b, h, q_idx, kv_idx % width]
+
+    return flex(q, k, v, score_mod=score_mod)
 
 
 def _chunk_probs(q_scaled, k_t, rows, cols, mask_bias, start, stop):
@@ -109,6 +137,9 @@ def grid_attend(
         key_padding_mask: True marks a cell to ignore.
         chunk_size: Queries per chunk; memory grows with it, speed barely does.
 
+    On CUDA without a key mask the computation goes to compiled FlexAttention with the bias as a
+    score modification; elsewhere (and if compilation fails, with a warning) to the chunked path.
+
     Shapes:
         q (B, H, Lq, Dh), k (B, H, h·w, Dh), v (B, H, h·w, Dv), rows (B, H, Lq, h),
         cols (B, H, Lq, w), key_padding_mask (B, h·w) -> (B, H, Lq, Dv)
@@ -127,5 +158,12 @@ def grid_attend(
         mask_bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device)
         mask_bias = mask_bias.masked_fill(keep, float("-inf"))[:, None, None, :]  # (B, 1, 1, Lk)
         alive = (~dead).to(q.dtype)[:, None, None, None]  # (B, 1, 1, 1)
-    out = _GridAttention.apply(q, k, v, rows, cols, mask_bias, chunk_size)  # (B, H, Lq, Dv)
+    out = None
+    if q.is_cuda and mask_bias is None and _compiled_flex_attention() is not None:
+        try:
+            out = _flex_grid_attend(q, k, v, rows, cols)
+        except Exception as error:  # a compiler failure must not stop training: say so, go on
+            warnings.warn(f"FlexAttention failed ({error!r}); using the chunked path", stacklevel=2)
+    if out is None:
+        out = _GridAttention.apply(q, k, v, rows, cols, mask_bias, chunk_size)  # (B, H, Lq, Dv)
     return out if alive is None else out * alive
