@@ -25,6 +25,19 @@ from ..core import GridBias, RelativePositionBias, value_positions
 __all__ = ["BoxRelativeBias"]
 
 
+def _axis_bias(num_heads: int, *, hidden_dim: int, fast: bool) -> RelativePositionBias:
+    """One axis of BoxRPB: the interval bias over raw pixel offsets, no output bias (as the authors)."""
+    return RelativePositionBias(
+        num_heads,
+        reference_size=2,
+        hidden_dim=hidden_dim,
+        offset_scale=1.0,
+        log_offsets=False,
+        output_bias=False,
+        fast=fast,
+    )
+
+
 class BoxRelativeBias(nn.Module):
     """BoxRPB as two per-axis interval biases, returned in factored form.
 
@@ -46,24 +59,8 @@ class BoxRelativeBias(nn.Module):
         if stride <= 0:
             raise ValueError(f"stride must be positive, got {stride}")
         self.stride = stride
-        self.x_bias = RelativePositionBias(
-            num_heads,
-            reference_size=2,
-            hidden_dim=hidden_dim,
-            offset_scale=1.0,
-            log_offsets=False,
-            output_bias=False,
-            fast=fast,
-        )
-        self.y_bias = RelativePositionBias(
-            num_heads,
-            reference_size=2,
-            hidden_dim=hidden_dim,
-            offset_scale=1.0,
-            log_offsets=False,
-            output_bias=False,
-            fast=fast,
-        )
+        self.x_bias = _axis_bias(num_heads, hidden_dim=hidden_dim, fast=fast)  # φ_x
+        self.y_bias = _axis_bias(num_heads, hidden_dim=hidden_dim, fast=fast)  # φ_y
 
     def forward(self, boxes: Tensor, grid_size: tuple[int, int]) -> GridBias:
         """The bias of every query on every target cell, factored by rows and columns."""
