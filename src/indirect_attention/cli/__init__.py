@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, data, detr, reproduce, theory
+from . import bench, data, detr, reproduce, synthetic, theory
 
-AREAS = (reproduce, theory, data, detr, bench)
+AREAS = (reproduce, synthetic, theory, data, detr, bench)
 
 __all__ = ["build_parser", "main"]
 

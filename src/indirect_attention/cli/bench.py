@@ -6,6 +6,8 @@ import argparse
 
 from ..bench.attention import VARIANTS, AttentionBenchConfig
 from ..bench.attention import run as run_attention
+from ..bench.train import TrainBenchConfig
+from ..bench.train import run as run_train
 
 
 def _ints(text: str) -> list[int]:
@@ -33,6 +35,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     attention.add_argument("--seed", type=int, default=0)
     attention.add_argument("--out", default="runs/bench-attention")
     attention.set_defaults(func=_attention)
+    train = commands.add_parser(
+        "train", help="training-step time: synthetic models vs cross, IA decoder vs double-cross"
+    )
+    train.add_argument("--parts", default="synthetic,detector")
+    train.add_argument("--queries", type=int, default=300, help="detector object queries")
+    train.add_argument("--size", type=int, default=32, help="detector target map side S")
+    train.add_argument("--repeats", type=int, default=5)
+    train.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="runs/bench-train")
+    train.set_defaults(func=_train)
 
 
 def _attention(args: argparse.Namespace) -> int:
@@ -49,4 +62,18 @@ def _attention(args: argparse.Namespace) -> int:
     if failed:
         print(f"ours differs from the reference beyond 1e-5 at {failed}")
         return 1
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = TrainBenchConfig(
+        out=args.out,
+        parts=[name for name in args.parts.split(",") if name],
+        queries=args.queries,
+        size=args.size,
+        repeats=args.repeats,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    run_train(config)
     return 0

@@ -1,0 +1,203 @@
+"""``ia bench train``: training-step time of whole models, ratios against the same-run baseline.
+
+- Synthetic tasks (paper §6.1, 6 layers, 4 heads, dim 128, batch 64): ``indirect`` and ``naive``
+  against ``cross``, one AdamW step each.
+- Detector decoders (paper §6.2): six indirect-attention layers with the box bias (BoxRPB, hidden
+  512) and per-layer box refinement, against the double cross-attention stack (target tokens
+  attend to the query image's tokens, then a six-layer cross-attention decoder reads them); dim
+  256, 8 heads, Q object queries over an S×S target map.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..core import CrossAttentionFusion, IndirectDecoder, ReferenceUpdate
+from ..detection.box_bias import BoxRelativeBias
+from ..tasks import retrieval, sorting
+from ..training import RunDir
+from .measure import time_call
+
+__all__ = ["TrainBenchConfig", "run"]
+
+
+@dataclass
+class TrainBenchConfig:
+    """Options of ``ia bench train``.
+
+    Attributes:
+        out: Run directory.
+        batch: Synthetic-task batch size.
+        detector_batch: Batch size of the detector decoders.
+        queries: Object queries Q of the detector decoders.
+        size: Target map side S of the detector decoders (N = S² tokens).
+        repeats: Timed steps per model (after one warm-up step).
+        threads: Torch threads (0 keeps the default).
+        seed: Seed of weights and inputs.
+        parts: Which parts to run: ``synthetic``, ``detector``.
+    """
+
+    out: str = "runs/bench-train"
+    batch: int = 64
+    detector_batch: int = 2
+    queries: int = 300
+    size: int = 32
+    repeats: int = 5
+    threads: int = 0
+    seed: int = 0
+    parts: list[str] = field(default_factory=lambda: ["synthetic", "detector"])
+
+
+def _step_timer(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn().backward()
+        optimizer.step()
+
+    return step
+
+
+def _synthetic(config: TrainBenchConfig) -> list[dict]:
+    rows = []
+    generator = torch.Generator().manual_seed(config.seed)
+    tasks = (
+        ("sort", sorting, sorting.SortingConfig()),
+        ("retrieval", retrieval, retrieval.RetrievalConfig()),
+    )
+    for task_name, module, task_config in tasks:
+        layout = module.layout(task_config)
+        conditioning = torch.randint(
+            layout.conditioning_vocab, (config.batch, layout.conditioning_len), generator=generator
+        )
+        content = torch.randint(
+            layout.content_vocab, (config.batch, layout.content_len), generator=generator
+        )
+        measured = {}
+        for kind in ("cross", "naive", "indirect"):
+            torch.manual_seed(config.seed)
+            model = module.build_model(kind, task_config).train()
+
+            def loss(
+                model: nn.Module = model,
+                conditioning: Tensor = conditioning,
+                content: Tensor = content,
+            ) -> Tensor:
+                return model(conditioning, content).float().square().mean()
+
+            measured[kind] = time_call(_step_timer(model, loss), repeats=config.repeats)
+            row = {"part": "synthetic", "task": task_name, "model": kind, **measured[kind]}
+            row["vs_cross"] = measured[kind]["median_ms"] / measured["cross"]["median_ms"]
+            rows.append(row)
+    return rows
+
+
+class _DoubleCross(nn.Module):
+    """Target tokens attend to the query image's tokens; a cross-attention decoder reads them."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.fusion = CrossAttentionFusion(dim, num_heads, 1)
+        self.decoder = IndirectDecoder(
+            dim,
+            num_heads,
+            6,
+            reference_size=4,
+            position_bias=None,
+            reference_update=ReferenceUpdate,
+        )
+
+    def forward(self, queries, query_tokens, target_tokens, boxes):
+        memory = self.fusion(target_tokens, query_tokens)  # (B, N, D)
+        return self.decoder(queries, memory, memory, references=boxes)
+
+
+class _Indirect(nn.Module):
+    """Indirect attention (keys: query image, values: target) with BoxRPB, six layers."""
+
+    def __init__(self, dim: int, num_heads: int, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.decoder = IndirectDecoder(
+            dim,
+            num_heads,
+            6,
+            reference_size=4,
+            position_bias=lambda num_heads, reference_size: BoxRelativeBias(num_heads),
+            reference_update=ReferenceUpdate,
+        )
+
+    def forward(self, queries, query_tokens, target_tokens, boxes):
+        return self.decoder(
+            queries, query_tokens, target_tokens, references=boxes, positions=(self.size, self.size)
+        )
+
+
+def _detector(config: TrainBenchConfig) -> list[dict]:
+    dim, heads = 256, 8
+    generator = torch.Generator().manual_seed(config.seed)
+    batch, tokens = config.detector_batch, config.size * config.size
+    queries = torch.randn(batch, config.queries, dim, generator=generator)
+    query_tokens = torch.randn(batch, tokens, dim, generator=generator)
+    target_tokens = torch.randn(batch, tokens, dim, generator=generator)
+    boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1
+    rows, measured = [], {}
+    for name, builder in (
+        ("double-cross", lambda: _DoubleCross(dim, heads)),
+        ("ia", lambda: _Indirect(dim, heads, config.size)),
+    ):
+        torch.manual_seed(config.seed)
+        model = builder().train()
+
+        def loss(model: nn.Module = model) -> Tensor:
+            out = model(queries, query_tokens, target_tokens, boxes)
+            return out.outputs.square().mean() + out.references.square().mean()
+
+        measured[name] = time_call(_step_timer(model, loss), repeats=config.repeats)
+        row = {"part": "detector", "model": name, "queries": config.queries, "size": config.size}
+        row.update(measured[name])
+        row["vs_double_cross"] = measured[name]["median_ms"] / measured["double-cross"]["median_ms"]
+        rows.append(row)
+    return rows
+
+
+def run(config: TrainBenchConfig) -> dict:
+    """Time every model's training step; print and write the ratios."""
+    unknown = set(config.parts) - {"synthetic", "detector"}
+    if unknown:
+        raise ValueError(f"parts: unknown {sorted(unknown)}; choose from synthetic, detector")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run_dir = RunDir(config.out)
+    run_dir.write_config(asdict(config))
+    rows = []
+    if "synthetic" in config.parts:
+        rows += _synthetic(config)
+    if "detector" in config.parts:
+        rows += _detector(config)
+    for row in rows:
+        run_dir.log_metrics(row)
+        label = row.get("task", f"Q={row.get('queries')}, S={row.get('size')}")
+        ratio = row.get("vs_cross", row.get("vs_double_cross"))
+        baseline = "cross" if "vs_cross" in row else "double-cross"
+        print(
+            f"{row['part']:<10} {label:<18} {row['model']:<14} {row['median_ms']:>9.1f} ms/step "
+            f"{ratio:>6.2f}× {baseline}"
+        )
+    results = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "rows": rows,
+    }
+    run_dir.write_results(results)
+    return results

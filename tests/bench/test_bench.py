@@ -1,0 +1,75 @@
+"""The benchmark harness: equality check, records and ratios (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from indirect_attention.bench import attention as attention_bench
+from indirect_attention.bench.attention import AttentionBenchConfig, check_equal
+from indirect_attention.bench.measure import peak_memory_mib, reset_peak_memory
+from indirect_attention.cli import main
+
+TINY = {"batch": 1, "num_heads": 2, "head_dim": 4, "hidden_dim": 8, "repeats": 1}
+
+
+def test_ours_equals_the_authors_formulation_and_the_check_would_catch_a_difference(
+    monkeypatch,
+):
+    config = AttentionBenchConfig(**TINY)
+    report = check_equal(config, 4, 5)
+    assert report["passed"]
+    assert report["float64"]["max_relative_error"] < 1e-12
+    # A box bias read with the wrong sign convention must be caught.
+    original_ours = attention_bench._ours
+
+    def flipped(inputs):
+        inputs.boxes = inputs.boxes.flip(-1)
+        return original_ours(inputs)
+
+    monkeypatch.setattr(attention_bench, "_ours", flipped)
+    report = check_equal(config, 4, 5)
+    assert not report["passed"] and report["float32"]["max_relative_error"] > 1e-3
+
+
+def test_peak_memory_sees_a_large_allocation():
+    baseline = reset_peak_memory()
+    block = torch.ones(64, 1024, 1024)  # 256 MiB
+    peak = peak_memory_mib(baseline)
+    del block
+    assert 200 < peak < 1024
+
+
+def test_bench_attention_cli_writes_rows_and_ratios(tmp_path):
+    out = tmp_path / "bench"
+    arguments = ["bench", "attention", "--sizes", "4", "--queries", "5", "--repeats", "1"]
+    arguments += ["--variants", "floor,reference,ours", "--out", str(out)]
+    assert main(arguments) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["equality"]["S=4,Q=5"]["passed"]
+    rows = results["rows"]
+    assert {(r["variant"], r["mode"]) for r in rows} == {
+        (v, m) for v in ("floor", "reference", "ours") for m in ("forward", "train")
+    }
+    for row in rows:
+        floor = next(r for r in rows if r["variant"] == "floor" and r["mode"] == row["mode"])
+        assert row["time_vs_floor"] == pytest.approx(row["median_ms"] / floor["median_ms"])
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == len(rows)
+
+
+def test_bench_rejects_unknown_variant(tmp_path, capsys):
+    code = main(["bench", "attention", "--variants", "fastest", "--out", str(tmp_path)])
+    assert code == 2
+    assert "unknown 'fastest'" in capsys.readouterr().err
+
+
+def test_bench_train_records_ratios_against_the_baseline(tmp_path):
+    out = tmp_path / "train"
+    arguments = ["bench", "train", "--parts", "detector", "--queries", "4", "--size", "4"]
+    assert main([*arguments, "--repeats", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["double-cross", "ia"]
+    assert rows[0]["vs_double_cross"] == 1.0
+    assert rows[1]["vs_double_cross"] == pytest.approx(rows[1]["median_ms"] / rows[0]["median_ms"])
