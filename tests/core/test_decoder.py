@@ -176,3 +176,19 @@ def _bias(**kwargs):
 def test_position_bias_lets_indirect_attention_address_values():
     assert _train_shift_task(position_bias=True) > 0.95
     assert _train_shift_task(position_bias=False) < 0.5  # chance is 1/6
+
+
+def test_bias_of_shared_references_is_computed_once_and_broadcast(generator):
+    torch.manual_seed(0)
+    decoder = IndirectDecoder(DIM, HEADS, 2, reference_update=None).eval()
+    queries, keys, values = inputs(generator)
+    shared = position_references(torch.arange(4), 6).expand(2, -1, -1)  # stride 0 over B
+    copied = shared.clone()  # the same values, one row per example
+    fast = decoder(queries, keys, values, references=shared, return_maps=True)
+    slow = decoder(queries, keys, values, references=copied, return_maps=True)
+    torch.testing.assert_close(fast.outputs, slow.outputs)
+    torch.testing.assert_close(fast.bias, slow.bias)
+    calls = []
+    decoder.biases[0].register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    decoder(queries, keys, values, references=shared)
+    assert calls == [(1, 4, 1)]

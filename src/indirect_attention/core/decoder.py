@@ -46,6 +46,17 @@ class DecoderOutput:
     bias: Tensor | None = None
 
 
+def _shared(references: Tensor) -> Tensor:
+    """One row for the whole batch when every example holds the same (expanded) references.
+
+    P^0 is usually one set of references broadcast over the batch; φ then needs evaluating once,
+    not once per example, and the bias broadcasts over B in :func:`attend`.
+    """
+    if references.dim() == 3 and references.shape[0] > 1 and references.stride(0) == 0:
+        return references[:1]  # (1, Lq, R)
+    return references
+
+
 class IndirectDecoder(nn.Module):
     """``num_layers`` :class:`IndirectDecoderLayer` with a per-layer bias and reference update.
 
@@ -149,7 +160,7 @@ class IndirectDecoder(nn.Module):
         for index, layer in enumerate(self.layers):
             bias = None
             if self.biases is not None and references is not None:
-                bias = self.biases[index](references, positions)  # (B, H, Lq, Lk)
+                bias = self.biases[index](_shared(references), positions)  # (B|1, H, Lq, Lk)
             result = layer(
                 x,
                 key_source,
@@ -162,7 +173,7 @@ class IndirectDecoder(nn.Module):
                 x, attn = result
                 attn_maps.append(attn)
                 if bias is not None:
-                    bias_maps.append(bias)
+                    bias_maps.append(bias.expand(x.shape[0], *bias.shape[1:]))
             else:
                 x = result
             outputs.append(self.norm(x))
