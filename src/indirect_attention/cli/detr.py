@@ -1,4 +1,4 @@
-"""``ia detr``: IA-DETR one-shot detection commands; ``eval-json`` scores COCO-format predictions."""
+"""``ia detr``: IA-DETR one-shot detection: ``train``, ``eval``, ``show``, ``table1``, ``eval-json``."""
 
 from __future__ import annotations
 
@@ -7,23 +7,220 @@ import json
 from pathlib import Path
 
 
+def _add_recipe(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``train`` and ``table1`` (the training recipe and the architecture)."""
+    parser.add_argument("--data", choices=("emoji", "voc", "coco"), default="emoji")
+    parser.add_argument("--data-root", default=None, help="VOC/COCO root (not needed for emoji)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--train-episodes", type=int, default=3000, help="cached emoji episodes")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr-drop", type=int, default=7, help="epoch of the ×0.1 decay")
+    parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--clip", type=float, default=1.0)
+    parser.add_argument("--weight-class", type=float, default=2.0, help="focal loss weight")
+    parser.add_argument(
+        "--crop-queries",
+        type=float,
+        default=0.5,
+        help="fraction of training queries cropped from an object of the target itself",
+    )
+    parser.add_argument(
+        "--query-mode",
+        choices=("pad", "pad-features", "resize"),
+        default="pad-features",
+        help="pad: query padded top-left on the target canvas (authors); pad-features: same "
+        "layout, query encoded at its own size; resize: query resized to the canvas",
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=("small", "resnet50"),
+        default=None,
+        help="default: small for emoji, resnet50 (random init) for voc/coco",
+    )
+    parser.add_argument("--backbone-weights", default=None, help="local ResNet-50 state dict")
+    parser.add_argument(
+        "--fused-bias",
+        action="store_true",
+        help="double-cross: BoxRPB in its decoder too (the authors' version of the baseline)",
+    )
+    parser.add_argument(
+        "--bias-unit",
+        choices=("pixel", "cell"),
+        default="pixel",
+        help="unit of the BoxRPB offsets (authors: pixel)",
+    )
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--queries", type=int, default=30, help="object queries")
+    parser.add_argument("--eval-every", type=int, default=2)
+    parser.add_argument("--eval-episodes", type=int, default=200)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache-dir", default="runs/cache")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("detr", help="IA-DETR one-shot detection")
     commands = parser.add_subparsers(dest="detr_command", metavar="SUBCOMMAND", required=True)
-    evaluate = commands.add_parser(
+
+    train = commands.add_parser("train", help="train IA-DETR or a baseline")
+    train.add_argument("--model", choices=("ia", "double-cross", "misaligned"), default="ia")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    _add_recipe(train)
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("eval", help="seeded 5-query evaluation of a checkpoint")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", choices=("emoji", "voc", "coco"), default="emoji")
+    evaluate.add_argument("--data-root", default=None, help="VOC year folder or COCO root")
+    evaluate.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
+    evaluate.add_argument("--episodes", type=int, default=500)
+    evaluate.add_argument("--draws", type=int, default=5)
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the query draws")
+    evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--out", default=None, help="folder for results.json")
+    evaluate.set_defaults(func=_eval)
+
+    show = commands.add_parser("show", help="draw predictions with the right and a wrong query")
+    show.add_argument("--checkpoint", required=True)
+    show.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
+    show.add_argument("--episodes", type=int, default=4)
+    show.add_argument("--out", required=True, help="PNG file")
+    show.set_defaults(func=_show)
+
+    table = commands.add_parser("table1", help="Table 1 analogue on the emoji benchmark")
+    table.add_argument("--out", required=True)
+    table.add_argument("--seeds", type=int, default=3)
+    table.add_argument("--episodes", type=int, default=500, help="evaluation episodes per split")
+    table.add_argument("--draws", type=int, default=5)
+    _add_recipe(table)
+    table.set_defaults(func=_table1)
+
+    json_eval = commands.add_parser(
         "eval-json", help="score COCO-format predictions against COCO-format ground truth (AP50)"
     )
-    evaluate.add_argument("--gt", required=True, help="ground-truth COCO instances JSON")
-    evaluate.add_argument("--pred", required=True, help="predictions: COCO results JSON")
-    evaluate.add_argument(
+    json_eval.add_argument("--gt", required=True, help="ground-truth COCO instances JSON")
+    json_eval.add_argument("--pred", required=True, help="predictions: COCO results JSON")
+    json_eval.add_argument(
         "--metric",
         choices=("voc", "coco", "per-image"),
         default="voc",
         help="voc: all-point AP50, difficult ignored; coco: pycocotools AP50; "
         "per-image: the authors' non-standard per-image AP50",
     )
-    evaluate.add_argument("--out", required=True, help="folder for results.json")
-    evaluate.set_defaults(func=_eval_json)
+    json_eval.add_argument("--out", required=True, help="folder for results.json")
+    json_eval.set_defaults(func=_eval_json)
+
+
+def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
+    from ..detection.model import DetrModelConfig
+    from ..detection.train import DetrTrainConfig
+
+    return DetrTrainConfig(
+        out=out,
+        data=args.data,
+        data_root=args.data_root,
+        model=DetrModelConfig(
+            variant=model,
+            backbone=args.backbone or ("small" if args.data == "emoji" else "resnet50"),
+            backbone_weights=args.backbone_weights,
+            dim=args.dim,
+            layers=args.layers,
+            num_queries=args.queries,
+            query_mode=args.query_mode,
+            fused_bias=args.fused_bias,
+            bias_unit=args.bias_unit,
+        ),
+        epochs=args.epochs,
+        train_episodes=args.train_episodes,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_backbone=args.lr,
+        warmup_steps=args.warmup_steps,
+        lr_drop=args.lr_drop,
+        clip=args.clip,
+        weight_class=args.weight_class,
+        crop_queries=args.crop_queries,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        max_minutes=args.max_minutes,
+        threads=args.threads,
+        seed=seed,
+        resume=getattr(args, "resume", False),
+        cache_dir=args.cache_dir,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..detection.train import run
+
+    result = run(_train_config(args, out=args.out, model=args.model, seed=args.seed))
+    ap, wrong = result["ap50"]["mean"], result["wrong_query"]["mean"]
+    print(
+        f"val AP50 {ap:.3f} | wrong query {wrong:.3f} | chance floor "
+        f"{result['chance_floor']:.3f} | {result['minutes']:.1f} min; wrote {args.out}"
+    )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..detection.evaluate import evaluate_checkpoint
+    from ..training.records import atomic_write_text, to_jsonable
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.data == "emoji":
+        result = evaluate_checkpoint(
+            args.checkpoint, args.split, episodes=args.episodes, draws=args.draws, seed=args.seed
+        )
+    else:
+        from ..detection.evaluate import load_model
+        from ..detection.pairs import evaluate_pairs, load_real_data
+
+        if args.data_root is None or args.split == "val":
+            raise ValueError("--data voc/coco needs --data-root and --split seen or unseen")
+        model, _ = load_model(args.checkpoint)
+        dataset, split = load_real_data(args.data, args.data_root, train=False)
+        result = evaluate_pairs(
+            model, dataset, split, which=args.split, draws=args.draws, seed=args.seed
+        )
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+    path = out / "results.json"
+    atomic_write_text(path, json.dumps(to_jsonable(result), indent=2) + "\n")
+    print(
+        f"{args.split}: AP50 {result['ap50']['mean']:.3f} ± {result['ap50']['std']:.3f} | "
+        f"wrong query {result['wrong_query']['mean']:.3f} ± {result['wrong_query']['std']:.3f} | "
+        f"margin {result['margin']:.3f} | chance floor {result['chance_floor']:.3f}; wrote {path}"
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ..detection.draw import draw_predictions
+    from ..detection.evaluate import SPLIT_NAMES, build_eval_set, load_model
+
+    model, scale = load_model(args.checkpoint)
+    eval_set = build_eval_set(SPLIT_NAMES[args.split], args.episodes, draws=1)
+    print(f"wrote {draw_predictions(model, eval_set, args.out, scale=scale)}")
+    return 0
+
+
+def _table1(args: argparse.Namespace) -> int:
+    from ..detection.table1 import Table1Config, run
+
+    recipe = _train_config(args, out=args.out, model="ia", seed=0)
+    table = run(
+        Table1Config(
+            out=args.out, seeds=args.seeds, train=recipe, episodes=args.episodes, draws=args.draws
+        )
+    )
+    print(f"wrote {args.out}/results.json and {args.out}/table1.md ({len(table['models'])} models)")
+    return 0
 
 
 def _eval_json(args: argparse.Namespace) -> int:

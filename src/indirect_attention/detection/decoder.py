@@ -1,0 +1,164 @@
+"""The IA-DETR decoder assembly and its per-layer box refinement (paper §6.2, appendix B.2).
+
+Three variants share one decoder skeleton (:class:`~indirect_attention.core.IndirectDecoder`: self-
+attention → cross-attention → FFN, pre-norm, shared final norm, per-layer box refinement):
+
+* ``ia``: indirect attention, keys from the query image's tokens, values from the target's, with
+  the box-relative bias (BoxRPB) recomputed from each layer's boxes;
+* ``misaligned``: the same keys and values without the bias;
+* ``double-cross``: the target tokens first attend to the query image's tokens
+  (:class:`~indirect_attention.core.CrossAttentionFusion`), then a standard cross-attention decoder
+  (keys = values = fused target tokens, no bias) reads them.
+
+Shapes:
+    B batch, Q object queries, N = h·w tokens, D model dim, Ly layers.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor, nn
+
+from ..core import CrossAttentionFusion, DecoderOutput, IndirectDecoder, inverse_sigmoid
+from .box_bias import BoxRelativeBias
+
+__all__ = ["VARIANTS", "BoxRefinement", "DetrDecoder"]
+
+VARIANTS = ("ia", "misaligned", "double-cross")
+
+
+class BoxRefinement(nn.Module):
+    """Deformable-DETR iterative box refinement: ``r' = σ(logit(sg(r)) + MLP(LN(o)))``.
+
+    The incoming box is detached (the authors' stop-gradient between layers), the 3-layer MLP's last
+    layer starts at zero so every layer starts by keeping its box. The refined box is both the
+    layer's prediction and the next layer's reference.
+
+    Args:
+        dim: Model dim D.
+        reference_size: 4 (cx, cy, w, h).
+
+    Shapes:
+        references (B, Q, 4) in (0, 1), outputs (B, Q, D) -> (B, Q, 4)
+    """
+
+    def __init__(self, dim: int, reference_size: int = 4) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, dim),
+            nn.ReLU(),
+            nn.Linear(dim, dim),
+            nn.ReLU(),
+            nn.Linear(dim, reference_size),
+        )
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, references: Tensor, outputs: Tensor) -> Tensor:
+        """Refine the boxes from the layer's output."""
+        return torch.sigmoid(inverse_sigmoid(references.detach()) + self.mlp(self.norm(outputs)))
+
+
+def _box_bias(num_heads: int, reference_size: int, *, hidden_dim: int, stride: float) -> nn.Module:
+    del reference_size  # always 4 for boxes
+    return BoxRelativeBias(num_heads, hidden_dim=hidden_dim, stride=stride)
+
+
+def _refinement(dim: int, reference_size: int) -> nn.Module:
+    return BoxRefinement(dim, reference_size)
+
+
+class DetrDecoder(nn.Module):
+    """One of the three decoders of Table 1 behind one call signature.
+
+    Args:
+        variant: ``"ia"``, ``"misaligned"`` or ``"double-cross"``.
+        dim: Model dim D.
+        num_heads: Attention heads.
+        num_layers: Decoder layers.
+        ffn_dim: FFN width.
+        bias_hidden: Hidden width of the BoxRPB axis MLPs.
+        stride: Input pixels per feature cell (the BoxRPB offsets are in input pixels).
+        fusion_layers: Target-to-query cross-attention layers of ``double-cross``.
+        fused_bias: Give the ``double-cross`` decoder BoxRPB too (the authors' version of that
+            baseline runs Plain-DETR's BoxRPB decoder on the fused tokens).
+
+    Shapes:
+        queries (B, Q, D), query_tokens (B, N, D) keys, target_tokens (B, N, D) values,
+        boxes (B, Q, 4), grid (h, w), key_padding_mask (B, N), query_padding_mask (B, N),
+        target_padding_mask (B, N) -> :class:`~indirect_attention.core.DecoderOutput`.
+    """
+
+    def __init__(
+        self,
+        variant: str,
+        dim: int,
+        num_heads: int,
+        num_layers: int,
+        *,
+        ffn_dim: int,
+        bias_hidden: int,
+        stride: float,
+        fusion_layers: int = 1,
+        fused_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+        self.variant = variant
+        bias = (
+            partial(_box_bias, hidden_dim=bias_hidden, stride=stride)
+            if variant == "ia" or (variant == "double-cross" and fused_bias)
+            else None
+        )
+        self.fusion = (
+            CrossAttentionFusion(dim, num_heads, fusion_layers, ffn_dim=ffn_dim)
+            if variant == "double-cross"
+            else None
+        )
+        self.decoder = IndirectDecoder(
+            dim,
+            num_heads,
+            num_layers,
+            ffn_dim=ffn_dim,
+            reference_size=4,
+            position_bias=bias,
+            reference_update=_refinement,
+        )
+
+    def forward(
+        self,
+        queries: Tensor,
+        query_tokens: Tensor,
+        target_tokens: Tensor,
+        boxes: Tensor,
+        grid: tuple[int, int],
+        *,
+        key_padding_mask: Tensor | None = None,
+        query_padding_mask: Tensor | None = None,
+        target_padding_mask: Tensor | None = None,
+    ) -> DecoderOutput:
+        """Decode; ``key_padding_mask`` masks IA/misaligned keys, the other two double-cross."""
+        if self.fusion is not None:
+            memory = self.fusion(
+                target_tokens, query_tokens, memory_padding_mask=query_padding_mask
+            )
+            return self.decoder(
+                queries,
+                memory,
+                memory,
+                references=boxes,
+                positions=grid,
+                key_padding_mask=target_padding_mask,
+            )
+        return self.decoder(
+            queries,
+            query_tokens,
+            target_tokens,
+            references=boxes,
+            positions=grid,
+            key_padding_mask=key_padding_mask,
+        )

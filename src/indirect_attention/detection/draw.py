@@ -1,0 +1,74 @@
+"""Drawn examples of IA-DETR predictions (paper §6.2): right query vs wrong query on one target.
+
+Each panel shows the right query, the wrong-class query, and the target three times: ground truth
+(white), the top detections with the right query (green) and with the wrong query (red), each
+labelled with its score. A detector that matches moves its boxes with the query.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .evaluate import EvalSet, prepare_images
+from .model import IADETR
+from .postprocess import PostProcess
+
+__all__ = ["draw_predictions"]
+
+
+@torch.no_grad()
+def draw_predictions(
+    model: IADETR,
+    eval_set: EvalSet,
+    path: str | Path,
+    *,
+    indices: list[int] | None = None,
+    scale: float = 0.5,
+    top_k: int = 3,
+) -> Path:
+    """Save a PNG with one row per episode (default the first four) and return its path."""
+    from PIL import Image, ImageDraw
+
+    model.eval()
+    indices = list(range(min(4, len(eval_set.categories)))) if indices is None else indices
+    index = torch.tensor(indices)
+    targets = eval_set.targets[index]
+    height, width = targets.shape[-2:]
+    post = PostProcess(top_k)
+    found = []
+    for queries in (eval_set.queries[0][index], eval_set.wrong[0][index]):
+        out = model(prepare_images(targets, scale), prepare_images(queries, scale))
+        found.append(post(out.logits[-1], out.boxes[-1], (float(width), float(height))))
+    qsize, pad = eval_set.queries.shape[-1], 6
+    row_w, row_h = 2 * qsize + 3 * width + 6 * pad, max(height, qsize) + 2 * pad + 12
+    canvas = Image.new("RGB", (row_w, row_h * len(indices)), "white")
+    draw = ImageDraw.Draw(canvas)
+
+    def image(t: torch.Tensor) -> Image.Image:
+        return Image.fromarray(t.permute(1, 2, 0).numpy())
+
+    for row, episode in enumerate(indices):
+        y = row * row_h + pad
+        canvas.paste(image(eval_set.queries[0][episode]), (pad, y))
+        canvas.paste(image(eval_set.wrong[0][episode]), (qsize + 2 * pad, y))
+        draw.text((pad, y + qsize + 2), "right | wrong query", fill="black")
+        panels = [(eval_set.boxes[episode], None, "white")]
+        panels += [
+            (found[0][row][1], found[0][row][0], "lime"),
+            (found[1][row][1], found[1][row][0], "red"),
+        ]
+        for p, (boxes, scores, color) in enumerate(panels):
+            x = 2 * qsize + (3 + p) * pad + p * width
+            canvas.paste(image(targets[row]), (x, y))
+            for k, box in enumerate(boxes.tolist()):
+                x1, y1, x2, y2 = (max(0.0, min(v, width - 1.0)) for v in box)
+                draw.rectangle((x + x1, y + y1, x + x2, y + y2), outline=color, width=2)
+                if scores is not None:
+                    draw.text((x + x1 + 2, y + y1 + 1), f"{float(scores[k]):.2f}", fill=color)
+        draw.text((2 * qsize + 3 * pad, y + height + 1), eval_set.categories[episode], fill="black")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

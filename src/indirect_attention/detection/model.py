@@ -1,0 +1,242 @@
+"""IA-DETR: the one-shot detector of paper §6.2 and its two Table-1 baselines.
+
+A shared backbone encodes the target image and the query image; a decoder of learned object queries
+with per-layer box refinement reads the target through one of three attention schemes (see
+:mod:`.decoder`); heads give a binary score ("an instance of the query's class") and a box.
+
+**Bringing the query to the target's length.** Indirect attention needs one key per value. As the
+authors do, the query image is zero-padded (after normalisation, i.e. mean colour) at the bottom and
+right onto the target-sized canvas (``query_mode="pad"``); key cell j and value cell j then share a
+grid index but not a meaning. Only cells that are padding in the *target* are masked: a cell where
+just the query image is padding still holds real target content in its value, which the box bias
+can address (masking it would hide every target region outside the query's extent). The key mask
+is therefore the target's padding alone; the authors' ``target_pad AND query_pad`` differs only
+where the query image sticks out past the target's valid area, where it would let the decoder read
+target padding. The measured alternative, ``query_mode="resize"``,
+resizes the query image to the target's canvas so every key cell has content. ``"pad-features"``
+is a cheaper equivalent of ``"pad"`` (paper: the query costs as much as the target): the query is
+encoded at its own size and its features are placed top-left on the grid, the other cells holding
+the features of an all-padding canvas (they differ from ``"pad"`` only within the receptive field
+of the query's border).
+
+Boxes are (cx, cy, w, h) normalised by the padded canvas.
+
+Shapes:
+    targets (B, 3, H, W) in [0, 1], target_padding (B, H, W) bool (True = padding),
+    queries (B, 3, h, w) in [0, 1] with h <= H, w <= W -> :class:`DetrOutput`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core import inverse_sigmoid
+from .backbone import Backbone
+from .decoder import VARIANTS, DetrDecoder
+from .position import sine_position_embedding
+
+__all__ = ["IADETR", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
+
+QUERY_MODES = ("pad", "pad-features", "resize")
+
+
+@dataclass
+class DetrModelConfig:
+    """Architecture of :class:`IADETR`.
+
+    Attributes:
+        variant: ``ia``, ``misaligned`` or ``double-cross``.
+        backbone: ``small`` (emoji) or ``resnet50`` (VOC/COCO).
+        backbone_weights: Local state dict for the ResNet-50 body (random init when None).
+        dim: Model dim D.
+        heads: Attention heads.
+        layers: Decoder layers.
+        ffn_dim: FFN width.
+        num_queries: Object queries Q.
+        bias_hidden: BoxRPB MLP hidden width (authors: 512).
+        fusion_layers: Fusion layers of ``double-cross``.
+        fused_bias: ``double-cross`` only: BoxRPB in its decoder as well (the authors' version).
+        bias_unit: Unit of the BoxRPB offsets: ``pixel`` (input pixels, the authors' choice;
+            biases of std ≈ 12 at initialisation) or ``cell`` (feature cells; std ≈ 1).
+        query_mode: ``pad`` (authors), ``pad-features`` (same layout, query encoded at its own
+            size) or ``resize`` (every key cell has content).
+    """
+
+    variant: str = "ia"
+    backbone: str = "small"
+    backbone_weights: str | None = None
+    dim: int = 128
+    heads: int = 4
+    layers: int = 4
+    ffn_dim: int = 512
+    num_queries: int = 30
+    bias_hidden: int = 64
+    fusion_layers: int = 1
+    fused_bias: bool = False
+    bias_unit: str = "pixel"
+    query_mode: str = "pad-features"
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.bias_unit not in ("cell", "pixel"):
+            raise ValueError(f"bias_unit must be 'cell' or 'pixel', got {self.bias_unit!r}")
+        if self.query_mode not in QUERY_MODES:
+            raise ValueError(f"unknown query_mode {self.query_mode!r}; choose from {QUERY_MODES}")
+
+
+@dataclass
+class DetrOutput:
+    """What :class:`IADETR` returns.
+
+    Attributes:
+        logits: Binary score logits of every layer, (Ly, B, Q); ``[-1]`` is the prediction.
+        boxes: Boxes of every layer, (Ly, B, Q, 4), (cx, cy, w, h) normalised by the canvas.
+        key_padding_mask: The key mask used by IA/misaligned, (B, N), or None.
+        grid: Feature grid (h, w).
+    """
+
+    logits: Tensor
+    boxes: Tensor
+    key_padding_mask: Tensor | None
+    grid: tuple[int, int]
+
+
+def _initial_boxes(num_queries: int, generator: torch.Generator) -> Tensor:
+    """Reference boxes spread over the canvas: random centres in [0.1, 0.9], side 0.2."""
+    centres = 0.1 + 0.8 * torch.rand(num_queries, 2, generator=generator)
+    sizes = torch.full((num_queries, 2), 0.2)
+    return inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+
+
+def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
+    """Pixel padding (B, H, W) -> cell padding (B, h, w): a cell is padding if all its pixels are."""
+    valid = F.adaptive_max_pool2d((~padding).float()[:, None], size)[:, 0]
+    return valid < 0.5
+
+
+class IADETR(nn.Module):
+    """The one-shot detector (paper §6.2); the variant is an explicit argument.
+
+    Args:
+        config: Architecture.
+        seed: Seed of the initial reference boxes.
+    """
+
+    def __init__(self, config: DetrModelConfig, *, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.dim
+        self.backbone = Backbone(dim, kind=config.backbone, weights=config.backbone_weights)
+        self.level_embed = nn.Parameter(torch.randn(dim) * 0.02)
+        self.decoder = DetrDecoder(
+            config.variant,
+            dim,
+            config.heads,
+            config.layers,
+            ffn_dim=config.ffn_dim,
+            bias_hidden=config.bias_hidden,
+            stride=float(self.backbone.stride) if config.bias_unit == "pixel" else 1.0,
+            fusion_layers=config.fusion_layers,
+            fused_bias=config.fused_bias,
+        )
+        self.query_embed = nn.Embedding(config.num_queries, dim)
+        generator = torch.Generator().manual_seed(seed)
+        self.reference_logits = nn.Parameter(_initial_boxes(config.num_queries, generator))
+        self.class_head = nn.Linear(dim, 1)
+        nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))
+
+    def canvas_query(self, queries: Tensor, canvas: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Normalised query images on the target canvas, and their padding (True = padding).
+
+        Shapes:
+            queries (B, 3, h, w) -> (B, 3, H, W), (B, H, W)
+        """
+        height, width = canvas
+        normed = self.backbone.normalize(queries)
+        batch = queries.shape[0]
+        if (
+            self.config.query_mode == "resize"
+            or queries.shape[-2] > height
+            or queries.shape[-1] > width
+        ):
+            if self.config.query_mode == "pad":  # too large: shrink to fit, keep the aspect
+                scale = min(height / queries.shape[-2], width / queries.shape[-1])
+                size = (int(queries.shape[-2] * scale), int(queries.shape[-1] * scale))
+            else:
+                size = (height, width)
+            normed = F.interpolate(normed, size=size, mode="bilinear", align_corners=False)
+        qh, qw = normed.shape[-2:]
+        canvas_images = normed.new_zeros(batch, 3, height, width)
+        canvas_images[:, :, :qh, :qw] = normed
+        padding = torch.ones(batch, height, width, dtype=torch.bool, device=queries.device)
+        padding[:, :qh, :qw] = False
+        return canvas_images, padding
+
+    def _place_query_features(
+        self, target_images: Tensor, queries: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Target features, and query features encoded at the query's size placed top-left on a
+        grid of all-padding features (``query_mode="pad-features"``)."""
+        batch, stride = target_images.shape[0], self.backbone.stride
+        target_features = self.backbone(target_images)  # (B, D, h, w)
+        padding = self.backbone(torch.zeros_like(target_images[:1]))  # (1, D, h, w)
+        own = self.backbone(self.backbone.normalize(queries))  # (B, D, hq, wq)
+        qh, qw = -(-queries.shape[-2] // stride), -(-queries.shape[-1] // stride)
+        query_features = padding.expand(batch, -1, -1, -1).clone()
+        query_features[:, :, :qh, :qw] = own[:, :, :qh, :qw]
+        return target_features, query_features
+
+    def forward(
+        self, targets: Tensor, queries: Tensor, target_padding: Tensor | None = None
+    ) -> DetrOutput:
+        """Detect the query's class in each target."""
+        batch, _, height, width = targets.shape
+        if target_padding is None:
+            target_padding = torch.zeros(
+                batch, height, width, dtype=torch.bool, device=targets.device
+            )
+        target_images = self.backbone.normalize(targets).masked_fill(target_padding[:, None], 0.0)
+        query_images, query_padding = self.canvas_query(queries, (height, width))
+        fits = queries.shape[-2] <= height and queries.shape[-1] <= width
+        if self.config.query_mode == "pad-features" and fits:
+            target_features, query_features = self._place_query_features(target_images, queries)
+        else:
+            features = self.backbone(torch.cat([target_images, query_images]))  # (2B, D, h, w)
+            target_features, query_features = features[:batch], features[batch:]
+        grid = (target_features.shape[-2], target_features.shape[-1])
+        target_tokens = target_features.flatten(2).transpose(1, 2)  # (B, N, D)
+        query_tokens = query_features.flatten(2).transpose(1, 2)  # (B, N, D)
+        target_cells = _feature_mask(target_padding, grid)  # (B, h, w)
+        query_cells = _feature_mask(query_padding, grid)
+        dim = self.config.dim
+        target_tokens = (
+            target_tokens + sine_position_embedding(~target_cells, dim) + self.level_embed
+        )
+        query_tokens = query_tokens + sine_position_embedding(~query_cells, dim)
+        target_mask = target_cells.flatten(1)  # (B, N)
+        query_mask = query_cells.flatten(1)
+        key_mask = target_mask  # a cell where only the query image is padding stays attendable
+        boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
+        result = self.decoder(
+            self.query_embed.weight.expand(batch, -1, -1),
+            query_tokens,
+            target_tokens,
+            boxes,
+            grid,
+            key_padding_mask=key_mask if key_mask.any() else None,
+            query_padding_mask=query_mask if query_mask.any() else None,
+            target_padding_mask=target_mask if target_mask.any() else None,
+        )
+        assert result.references is not None
+        return DetrOutput(
+            logits=self.class_head(result.outputs)[..., 0],  # (Ly, B, Q)
+            boxes=result.references[1:],  # (Ly, B, Q, 4)
+            key_padding_mask=key_mask,
+            grid=grid,
+        )

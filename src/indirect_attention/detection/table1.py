@@ -1,0 +1,111 @@
+"""The analogue of the paper's Table 1 on the embedded emoji benchmark (paper §6.2).
+
+Trains ``ia``, ``double-cross`` and ``misaligned`` with the same recipe for several seeds, scores each
+on seen (``test_seen``) and unseen (``test``) classes with the seeded 5-query protocol, and writes
+``results.json`` and ``table1.md``. Each model's margin over its wrong-query control is the
+number that shows matching; AP50 alone can sit at the chance floor (see ``docs/detection.md``).
+Finished runs (with a ``results.json``) are reused, so an interrupted table resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..training import RunDir, atomic_write_text
+from .decoder import VARIANTS
+from .evaluate import evaluate_checkpoint
+from .train import DetrTrainConfig
+from .train import run as train
+
+__all__ = ["Table1Config", "run"]
+
+
+@dataclass
+class Table1Config:
+    """Options of ``ia detr table1``.
+
+    Attributes:
+        out: Directory of the table (one sub-directory per model and seed).
+        seeds: Training seeds per model.
+        variants: Models to train.
+        train: Training recipe shared by every model (its ``out``, ``seed`` and variant are set
+            per run).
+        episodes: Evaluation episodes per split.
+        draws: Query draws of the protocol.
+    """
+
+    out: str = "runs/table1"
+    seeds: int = 3
+    variants: tuple[str, ...] = VARIANTS
+    train: DetrTrainConfig = field(default_factory=DetrTrainConfig)
+    episodes: int = 500
+    draws: int = 5
+
+
+def _summary(values: list[float]) -> dict:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std()), "runs": values}
+
+
+def _markdown(table: dict) -> str:
+    lines = [
+        "| model | seen AP50 | seen wrong-query | seen margin | unseen AP50 | unseen wrong-query "
+        "| unseen margin |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, row in table["models"].items():
+        cells = []
+        for split in ("seen", "unseen"):
+            for key in ("ap50", "wrong_query", "margin"):
+                s = row[split][key]
+                cells.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    floors = table["chance_floor"]
+    lines.append("")
+    lines.append(
+        f"Chance floor (perfect boxes on every object, random scores): seen "
+        f"{floors['seen']:.3f}, unseen {floors['unseen']:.3f}. Mean ± std over "
+        f"{table['seeds']} training seeds; each run is the mean of {table['draws']} query draws "
+        f"on {table['episodes']} episodes."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def run(config: Table1Config) -> dict:
+    """Train and evaluate every model and seed; write ``results.json`` and ``table1.md``."""
+    root = Path(config.out)
+    table: dict = {"models": {}, "chance_floor": {}, "seeds": config.seeds}
+    table.update(episodes=config.episodes, draws=config.draws)
+    for variant in config.variants:
+        scores: dict = {"seen": {}, "unseen": {}}
+        for seed in range(config.seeds):
+            out = root / f"{variant}-s{seed}"
+            done = RunDir(out).read_results()
+            if not done or "seen" not in done:
+                model = replace(config.train.model, variant=variant)
+                recipe = replace(config.train, out=str(out), seed=seed, model=model, resume=True)
+                train(recipe)
+                done = {}
+                for split in ("seen", "unseen"):
+                    done[split] = evaluate_checkpoint(
+                        out / "checkpoint.pt", split, episodes=config.episodes, draws=config.draws
+                    )
+                RunDir(out).write_json("eval.json", done)
+                results = RunDir(out).read_results() or {}
+                RunDir(out).write_results({**results, **done})
+            for split in ("seen", "unseen"):
+                for key in ("ap50", "wrong_query"):
+                    scores[split].setdefault(key, []).append(done[split][key]["mean"])
+                scores[split].setdefault("margin", []).append(done[split]["margin"])
+                table["chance_floor"][split] = done[split]["chance_floor"]
+        table["models"][variant] = {
+            split: {key: _summary(v) for key, v in scores[split].items()} for split in scores
+        }
+    RunDir(root).write_results(table)
+    atomic_write_text(root / "table1.md", _markdown(table))
+    print(json.dumps(table["chance_floor"]))
+    return table

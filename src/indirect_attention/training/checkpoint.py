@@ -1,0 +1,108 @@
+"""Training checkpoints: model, optimizer, scheduler, RNG states and progress in one plain dict.
+
+Files are written atomically (temporary file + rename, :func:`atomic_write_bytes`) and hold only
+tensors, numbers, strings, lists and dicts, so ``torch.load(path, weights_only=True)`` reads them.
+
+Example:
+    >>> save_checkpoint(run.root / "checkpoint.pt", model, optimizer, scheduler, epoch=3, step=900)
+    >>> state = load_checkpoint(run.root / "checkpoint.pt", model, optimizer, scheduler)
+    >>> state["epoch"], state["step"]
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .records import atomic_write_bytes
+
+__all__ = ["capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
+
+
+def capture_rng() -> dict[str, Any]:
+    """The global RNG states of torch (CPU and CUDA), Python and numpy (when numpy is loaded; the
+    training layer never imports it), as loadable plain data."""
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [int(version), torch.tensor(internal, dtype=torch.int64), gauss],
+    }
+    np = sys.modules.get("numpy")
+    if np is not None:
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        keys = torch.tensor([int(k) for k in keys], dtype=torch.int64)
+        state["numpy"] = [str(kind), keys, int(pos), int(has_gauss), float(cached)]
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Restore what :func:`capture_rng` captured."""
+    torch.set_rng_state(state["torch"])
+    np = sys.modules.get("numpy")
+    if np is not None and "numpy" in state:
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state(
+            (kind, np.asarray(keys.tolist(), dtype=np.uint32), pos, has_gauss, cached)
+        )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    *,
+    epoch: int = 0,
+    step: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically; ``extra`` must hold plain data (config dicts, metrics)."""
+    state: dict[str, Any] = {
+        "model": model.state_dict(),
+        "epoch": int(epoch),
+        "step": int(step),
+        "rng": capture_rng(),
+        "extra": extra or {},
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    *,
+    restore_random: bool = False,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Read a checkpoint (``weights_only=True``) and load whatever objects are given into it."""
+    state = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if model is not None:
+        model.load_state_dict(state["model"])
+    if optimizer is not None and "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+    if restore_random:
+        restore_rng(state["rng"])
+    return state

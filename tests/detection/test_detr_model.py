@@ -1,0 +1,102 @@
+"""IA-DETR model: shapes of the three variants, the padding/mask rule, position code, post-processing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from indirect_attention.detection.decoder import BoxRefinement
+from indirect_attention.detection.model import IADETR, DetrModelConfig
+from indirect_attention.detection.position import sine_position_embedding
+from indirect_attention.detection.postprocess import PostProcess
+
+TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+
+
+@pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
+@pytest.mark.parametrize("query_mode", ["pad", "pad-features", "resize"])
+def test_output_shapes(variant: str, query_mode: str) -> None:
+    torch.manual_seed(0)
+    model = IADETR(DetrModelConfig(variant=variant, query_mode=query_mode, **TINY))
+    out = model(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 24, 24))
+    assert out.logits.shape == (2, 2, 5) and out.boxes.shape == (2, 2, 5, 4)
+    assert out.grid == (8, 8)
+    assert ((out.boxes > 0) & (out.boxes < 1)).all()
+
+
+def _perturb_padded_target_features(model: IADETR, cells: torch.Tensor) -> None:
+    """Add noise to the *target* backbone features at ``cells`` (B, h, w) on every call."""
+
+    def hook(module, inputs, output):
+        noisy = output.clone()
+        batch = cells.shape[0]
+        noisy[:batch] += 50.0 * cells[:, None].float() * torch.randn_like(noisy[:batch])
+        return noisy
+
+    model.backbone.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
+def test_target_padding_is_masked_but_query_padding_is_attendable(variant: str) -> None:
+    torch.manual_seed(0)
+    model = IADETR(DetrModelConfig(variant=variant, query_mode="pad", **TINY)).eval()
+    targets, queries = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 24, 24)
+    padding = torch.zeros(1, 64, 64, dtype=torch.bool)
+    padding[:, :, 48:] = True  # the target's last two columns of cells are padding
+    base = model(targets, queries, padding)
+    # The key mask is the target's padding only; query padding (all but 3×3 cells) stays open.
+    cells = torch.zeros(1, 8, 8, dtype=torch.bool)
+    cells[:, :, 6:] = True
+    assert torch.equal(base.key_padding_mask, cells.flatten(1))
+    # Target padding: whatever its features hold, nothing changes.
+    _perturb_padded_target_features(model, cells)
+    again = model(targets, queries, padding)
+    assert torch.allclose(again.logits, base.logits, atol=1e-5)
+    assert torch.allclose(again.boxes, base.boxes, atol=1e-5)
+    # A valid target region where only the query image is padding is read by the decoder.
+    changed = targets.clone()
+    changed[:, :, 32:48, 32:48] = 1.0 - changed[:, :, 32:48, 32:48]
+    moved = model(changed, queries, padding)
+    assert not torch.allclose(moved.logits, base.logits, atol=1e-4)
+
+
+def test_pad_features_matches_pad_layout() -> None:
+    torch.manual_seed(0)
+    config = DetrModelConfig(query_mode="pad-features", **TINY)
+    model = IADETR(config).eval()
+    queries = torch.rand(2, 3, 24, 24)
+    _, padding = model.canvas_query(queries, (64, 64))
+    assert (~padding).sum().item() == 2 * 24 * 24
+    assert not padding[:, :24, :24].any()
+
+
+def test_sine_position_embedding_is_finite_on_padding() -> None:
+    valid = torch.zeros(2, 4, 6, dtype=torch.bool)
+    valid[0] = True
+    valid[1, :2, :3] = True
+    pos = sine_position_embedding(valid, 16)
+    assert pos.shape == (2, 24, 16) and torch.isfinite(pos).all() and pos.abs().max() <= 1
+
+
+def test_box_refinement_starts_at_identity_and_detaches() -> None:
+    refine = BoxRefinement(8)
+    boxes = (torch.rand(2, 3, 4) * 0.5 + 0.25).requires_grad_()
+    out = refine(boxes, torch.randn(2, 3, 8))
+    assert torch.allclose(out, boxes, atol=1e-5)
+    out.sum().backward()
+    assert boxes.grad is None  # the stop-gradient between layers
+
+
+def test_postprocess_converts_to_pixels() -> None:
+    logits = torch.tensor([[0.0, 3.0]])
+    boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.25, 0.5, 0.5, 1.0]]])
+    [(scores, xyxy)] = PostProcess(top_k=1)(logits, boxes, (200.0, 100.0))
+    assert scores.shape == (1,) and torch.allclose(xyxy, torch.tensor([[0.0, 0.0, 100.0, 100.0]]))
+
+
+def test_double_cross_with_fused_bias_has_box_bias() -> None:
+    plain = IADETR(DetrModelConfig(variant="double-cross", **TINY))
+    fused = IADETR(DetrModelConfig(variant="double-cross", fused_bias=True, **TINY))
+    assert plain.decoder.decoder.biases is None and fused.decoder.decoder.biases is not None
+    out = fused(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 24, 24))
+    assert torch.isfinite(out.logits).all()
