@@ -58,7 +58,7 @@ def test_gradcheck(generator):
     assert torch.autograd.gradcheck(function, (q, k, v, rows, cols))
 
 
-def test_attend_dispatches_trainable_grid_bias_to_the_chunked_path(generator):
+def test_attend_dispatches_grid_bias_to_the_chunked_path(generator):
     q, k, v, rows, cols = tensors(generator)
     bias = GridBias(rows=rows, cols=cols)
     out = attend(q, k, v, bias=bias)

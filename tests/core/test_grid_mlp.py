@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from indirect_attention import RelativePositionBias
 from indirect_attention.core import value_positions
 from indirect_attention.core.grid_mlp import grid_mlp, grid_mlp_reference
 
 
-def draw(generator, *shape, scale=1.0):
-    return (torch.randn(shape, generator=generator, dtype=torch.float64) * scale).requires_grad_()
+def make_mlp(anchors: int, hidden: int, heads: int, *, output_bias: bool = True) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(anchors, hidden), nn.ReLU(), nn.Linear(hidden, heads, bias=output_bias)
+    ).double()
 
 
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_grid_mlp_matches_plain_mlp_and_gradients(generator, with_bias):
-    alpha, beta = draw(generator, 3, 5, 16), draw(generator, 16)
-    with torch.no_grad():
-        beta[:3] = 0.0  # flat units: active everywhere or nowhere
-    weight = draw(generator, 4, 16)
-    bias = draw(generator, 4) if with_bias else None
-    grid = torch.linspace(-2, 2, 11, dtype=torch.float64)
-    grid = torch.cat([grid, grid[-1:], grid[:1]])  # a repeated point, not sorted
-    args = (alpha, beta, grid, weight, bias)
-    out = grid_mlp(*args)
-    expected = grid_mlp_reference(*args)
+@pytest.mark.parametrize("output_bias", [True, False])
+@pytest.mark.parametrize("num_rows", [3, 301])  # one chunk, many chunks
+def test_grid_mlp_matches_plain_mlp_and_gradients(generator, output_bias, num_rows):
+    mlp = make_mlp(2, 64, 4, output_bias=output_bias)
+    anchors = torch.rand(num_rows, 2, generator=generator, dtype=torch.float64).requires_grad_()
+    grid = torch.cat([torch.linspace(-2, 2, 11), torch.tensor([2.0, -2.0])]).double()
+    out = grid_mlp(anchors, grid, mlp, 3.0)
+    expected = grid_mlp_reference(anchors, grid, mlp, 3.0)
     torch.testing.assert_close(out, expected)
     cotangent = torch.randn(out.shape, generator=generator, dtype=torch.float64)
-    leaves = [t for t in (alpha, beta, weight, bias) if t is not None]
+    leaves = [anchors, *mlp.parameters()]
     ours = torch.autograd.grad((out * cotangent).sum(), leaves)
     plain = torch.autograd.grad((expected * cotangent).sum(), leaves)
     for mine, theirs in zip(ours, plain, strict=True):
@@ -36,62 +36,50 @@ def test_grid_mlp_matches_plain_mlp_and_gradients(generator, with_bias):
 
 
 def test_grid_mlp_gradcheck(generator):
+    mlp = make_mlp(1, 7, 3)
     grid = torch.linspace(0, 1, 6, dtype=torch.float64)
+    anchors = torch.rand(2, 5, 1, generator=generator, dtype=torch.float64).requires_grad_()
 
-    def function(alpha, beta, weight, bias):
-        return grid_mlp(alpha, beta, grid, weight, bias)
+    def function(anchors, *parameters):
+        return grid_mlp(anchors, grid, mlp, 2.0)
 
-    inputs = (draw(generator, 2, 7), draw(generator, 7), draw(generator, 3, 7), draw(generator, 3))
-    assert torch.autograd.gradcheck(function, inputs)
+    assert torch.autograd.gradcheck(function, (anchors, *mlp.parameters()))
 
 
 def test_grid_mlp_float32_close_to_float64_at_pixel_scale(generator):
-    """Pixel-sized offsets (hundreds) as in the detector: float32 stays within round-off."""
-    alpha = draw(generator, 2, 30, 512, scale=200.0)
-    beta = draw(generator, 512)
-    weight = draw(generator, 8, 512, scale=0.05)
+    """Pixel offsets (up to 1024) as in the detector: float32 stays within 1e-5 of float64."""
+    mlp = make_mlp(2, 512, 8, output_bias=False)
+    for layer in (mlp[0], mlp[2]):
+        nn.init.trunc_normal_(layer.weight, std=0.02)
+    anchors = (
+        torch.rand(2, 30, 2, generator=generator, dtype=torch.float64) * 1024
+    ).requires_grad_()
     grid = (torch.arange(64, dtype=torch.float64) + 0.5) * 16
-    expected = grid_mlp_reference(alpha, beta, grid, weight, None)
-    out = grid_mlp(alpha.float(), beta.float(), grid.float(), weight.float(), None)
-    torch.testing.assert_close(
-        out.double(), expected, atol=1e-5 * expected.abs().max().item(), rtol=1e-5
-    )
+    expected = grid_mlp_reference(anchors, grid, mlp, 1.0)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [anchors, *mlp.parameters()])
+    mlp32 = mlp.float()
+    anchors32 = anchors.detach().float().requires_grad_()
+    out = grid_mlp(anchors32, grid.float(), mlp32, 1.0)
+    grads = torch.autograd.grad(out.square().sum(), [anchors32, *mlp32.parameters()])
+    for mine, theirs in zip([out, *grads], [expected, *expected_grads], strict=True):
+        scale = theirs.abs().max().item()
+        assert (mine.double() - theirs).abs().max().item() <= 1e-5 * scale
 
 
 def test_grid_mlp_rejects_bad_input(generator):
-    alpha, weight = draw(generator, 2, 4), draw(generator, 3, 4)
-    with pytest.raises(ValueError, match=r"alpha \(2, 4\), beta \(5,\)"):
-        grid_mlp(alpha, draw(generator, 5), torch.arange(3.0), weight)
-
-
-def test_grid_mlp_chunks_many_rows(generator):
-    """More rows than one chunk holds: every chunk boundary must line up."""
-    alpha, beta = draw(generator, 301, 512), draw(generator, 512)
-    weight = draw(generator, 2, 512)
-    grid = torch.linspace(0, 1, 9, dtype=torch.float64)
-    out = grid_mlp(alpha, beta, grid, weight)
-    torch.testing.assert_close(out, grid_mlp_reference(alpha, beta, grid, weight, None))
-    (grad,) = torch.autograd.grad(out.sum(), alpha)
-    (expected,) = torch.autograd.grad(
-        grid_mlp_reference(alpha, beta, grid, weight, None).sum(), alpha
-    )
-    torch.testing.assert_close(grad, expected)
+    mlp = make_mlp(2, 4, 3)
+    with pytest.raises(
+        ValueError, match=r"anchors \(\.\.\., 2\) and grid \(G,\); got anchors \(2, 3\)"
+    ):
+        grid_mlp(torch.zeros(2, 3, dtype=torch.float64), torch.arange(3.0), mlp)
 
 
 @pytest.mark.parametrize("reference_size", [1, 2])
 def test_position_bias_fast_path_equals_plain_path(generator, reference_size):
     torch.manual_seed(0)
-    fast = RelativePositionBias(
-        3, reference_size=reference_size, hidden_dim=32, offset_scale=20.0, log_offsets=False
-    ).double()
-    plain = RelativePositionBias(
-        3,
-        reference_size=reference_size,
-        hidden_dim=32,
-        offset_scale=20.0,
-        log_offsets=False,
-        fast=False,
-    ).double()
+    kwargs = {"reference_size": reference_size, "hidden_dim": 32, "offset_scale": 20.0}
+    fast = RelativePositionBias(3, **kwargs, log_offsets=False).double()
+    plain = RelativePositionBias(3, **kwargs, log_offsets=False, fast=False).double()
     plain.load_state_dict(fast.state_dict())
     references = torch.rand(2, 4, reference_size, generator=generator, dtype=torch.float64)
     positions = value_positions(9, dtype=torch.float64)

@@ -298,11 +298,8 @@ def attend(
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     dead_rows = None
     if isinstance(bias, GridBias):
-        trains_bias = torch.is_grad_enabled() and (
-            bias.rows.requires_grad or bias.cols.requires_grad
-        )
-        if trains_bias and dropout_p == 0.0:
-            # SDPA's fast kernels cannot differentiate a mask; the chunked path is exact and lean.
+        if dropout_p == 0.0:
+            # Never materialise the (B, H, Lq, Lk) bias; SDPA could not differentiate it anyway.
             return grid_attend(
                 q, k, v, rows=bias.rows, cols=bias.cols, key_padding_mask=key_padding_mask
             )

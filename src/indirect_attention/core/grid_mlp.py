@@ -1,114 +1,118 @@
-"""Exact, lean evaluation of a 2-layer ReLU MLP whose first layer is affine in a grid coordinate.
+"""Exact, lean evaluation of a 2-layer ReLU MLP on the offsets from anchors to a shared grid.
 
-The position-bias MLPs of indirect attention (paper §5; BoxRPB per axis in the detector) read
-offsets ``p_g - anchor`` from a fixed 1-D grid ``p_g`` of value positions. Without the log
-compression their first layer folds into ``alpha_qk - beta_k * p_g`` (``alpha`` per row and unit,
-``beta`` per unit), so the MLP output is
+The position-bias MLPs of indirect attention (paper §5; BoxRPB per axis in the detector) read the
+offsets ``p_g - a_qr`` from each query's anchors (a point, or an interval's two edges) to a grid of
+value positions shared by the batch:
 
-    y_qgh = sum_k weight_hk * relu(alpha_qk - beta_k * p_g) + bias_h.
+    y_qgh = sum_k W2_hk relu(sum_r W1_kr (p_g - a_qr) * scale + b1_k) + b2_h.
 
 Evaluated the ordinary way, the (rows, G, K) hidden layer is written to memory, read back, and kept
 for the backward pass; for the detector it is the largest tensor of the whole attention step. Here
 it is computed a few rows at a time, small enough to stay in cache, and recomputed in the backward
-pass instead of stored. The arithmetic is the plain MLP's, so results match it to round-off.
+pass instead of stored. The arithmetic is the plain MLP's (offsets first, then the layers), so the
+results match it to round-off.
 
 Shapes:
-    N rows (any leading dims, flattened), K hidden units, G grid points, H outputs.
+    N rows (any leading dims, flattened), R anchors per row, G grid points, K hidden units,
+    H outputs.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = ["grid_mlp", "grid_mlp_reference"]
 
 _CHUNK_ELEMENTS = 2**17  # hidden-layer elements per chunk: 512 KiB in float32, fits in L2
 
 
-def grid_mlp_reference(
-    alpha: Tensor, beta: Tensor, grid: Tensor, weight: Tensor, bias: Tensor | None
-) -> Tensor:
-    """The plain evaluation ``relu(alpha - beta p) @ weightᵀ + bias`` (materialises the hidden layer).
+def grid_mlp_reference(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float) -> Tensor:
+    """The plain evaluation (materialises the hidden layer).
 
     Shapes:
-        alpha (..., K), beta (K,), grid (G,), weight (H, K), bias (H,) -> (..., G, H)
+        anchors (..., R), grid (G,) -> (..., G, H)
     """
-    hidden = torch.relu(alpha[..., None, :] - grid[:, None] * beta)  # (..., G, K)
-    out = hidden @ weight.t()  # (..., G, H)
-    return out if bias is None else out + bias
+    offsets = (grid[:, None] - anchors[..., None, :]) * scale  # (..., G, R)
+    return mlp(offsets)  # (..., G, H)
+
+
+def _offsets(anchors: Tensor, grid: Tensor, scale: float) -> Tensor:
+    return (grid[None, :, None] - anchors[:, None, :]) * scale  # (C, G, R)
 
 
 class _GridMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, alpha, beta, grid, weight, bias, chunk):  # type: ignore[override]
-        slope = grid[:, None] * beta  # (G, K)
-        out = alpha.new_empty((alpha.shape[0], grid.shape[0], weight.shape[0]))  # (N, G, H)
-        for start in range(0, alpha.shape[0], chunk):
-            stop = start + chunk
-            hidden = (alpha[start:stop, None, :] - slope).clamp_(min=0)  # (C, G, K)
-            torch.matmul(hidden, weight.t(), out=out[start:stop])
-        if bias is not None:
-            out += bias
-        ctx.save_for_backward(alpha, beta, grid, weight)
-        ctx.chunk, ctx.has_bias = chunk, bias is not None
+    def forward(ctx, anchors, grid, w1, b1, w2, b2, scale, chunk):  # type: ignore[override]
+        num_rows, num_points = anchors.shape[0], grid.shape[0]
+        out = anchors.new_empty((num_rows, num_points, w2.shape[0]))  # (N, G, H)
+        for start in range(0, num_rows, chunk):
+            stop = min(start + chunk, num_rows)
+            offsets = _offsets(anchors[start:stop], grid, scale).flatten(0, 1)  # (C·G, R)
+            hidden = torch.addmm(b1, offsets, w1.t()).clamp_(min=0)  # (C·G, K)
+            torch.matmul(hidden, w2.t(), out=out[start:stop].view(-1, w2.shape[0]))
+        if b2 is not None:
+            out += b2
+        ctx.save_for_backward(anchors, grid, w1, b1, w2)
+        ctx.scale, ctx.chunk, ctx.has_b2 = scale, chunk, b2 is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        alpha, beta, grid, weight = ctx.saved_tensors
-        slope = grid[:, None] * beta  # (G, K)
-        grad_alpha = torch.empty_like(alpha)  # (N, K)
-        grad_weight = torch.zeros_like(weight)  # (H, K)
-        grad_slope = alpha.new_zeros(slope.shape)  # (G, K): sum over rows of d/d(-slope)
-        for start in range(0, alpha.shape[0], ctx.chunk):
-            stop = start + ctx.chunk
-            pre = alpha[start:stop, None, :] - slope  # (C, G, K)
-            grad_chunk = grad_out[start:stop]  # (C, G, H)
-            hidden = pre.clamp(min=0)
-            grad_weight += grad_chunk.flatten(0, 1).t() @ hidden.flatten(0, 1)  # (H, K)
-            grad_hidden = (grad_chunk @ weight).masked_fill_(pre <= 0, 0.0)  # (C, G, K)
-            grad_alpha[start:stop] = grad_hidden.sum(1)
-            grad_slope += grad_hidden.sum(0)
-        grad_beta = -(grid @ grad_slope)  # (K,)
-        grad_bias = grad_out.sum((0, 1)) if ctx.has_bias else None
-        return grad_alpha, grad_beta, None, grad_weight, grad_bias, None
+        anchors, grid, w1, b1, w2 = ctx.saved_tensors
+        grad_anchors = torch.empty_like(anchors)  # (N, R)
+        grad_w1, grad_b1 = torch.zeros_like(w1), torch.zeros_like(b1)
+        grad_w2 = torch.zeros_like(w2)
+        num_points = grid.shape[0]
+        for start in range(0, anchors.shape[0], ctx.chunk):
+            stop = min(start + ctx.chunk, anchors.shape[0])
+            offsets = _offsets(anchors[start:stop], grid, ctx.scale).flatten(0, 1)  # (C·G, R)
+            pre = torch.addmm(b1, offsets, w1.t())  # (C·G, K)
+            grad_chunk = grad_out[start:stop].flatten(0, 1)  # (C·G, H)
+            grad_w2.addmm_(grad_chunk.t(), pre.clamp(min=0))
+            grad_pre = (grad_chunk @ w2).masked_fill_(pre <= 0, 0.0)  # (C·G, K)
+            grad_w1.addmm_(grad_pre.t(), offsets)
+            grad_b1 += grad_pre.sum(0)
+            grad_offsets = (grad_pre @ w1).view(stop - start, num_points, -1)  # (C, G, R)
+            grad_anchors[start:stop] = grad_offsets.sum(1) * -ctx.scale
+        grad_b2 = grad_out.sum((0, 1)) if ctx.has_b2 else None
+        return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None
 
 
-def grid_mlp(
-    alpha: Tensor, beta: Tensor, grid: Tensor, weight: Tensor, bias: Tensor | None = None
-) -> Tensor:
-    """Evaluate ``relu(alpha - beta p) @ weightᵀ + bias`` on every grid point, exactly and lean.
+def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1.0) -> Tensor:
+    """Evaluate ``mlp((p_g - anchors) * scale)`` for every grid point, exactly and lean.
 
     Args:
-        alpha: Per-row intercepts of the hidden units (first layer folded with the anchors).
-        beta: Per-unit slopes in the grid coordinate.
-        grid: Grid coordinates (no gradient flows to them).
-        weight: Second-layer weight.
-        bias: Second-layer bias.
+        anchors: Each row's anchor coordinates (a point, or an interval's two edges).
+        grid: Grid coordinates shared by every row (no gradient flows to them).
+        mlp: ``Sequential(Linear(R, K), ReLU, Linear(K, H))``; its parameters get gradients.
+        scale: Multiplier of the offsets.
 
     Returns:
         The MLP output on the grid; equal to :func:`grid_mlp_reference` up to round-off.
 
     Shapes:
-        alpha (..., K), beta (K,), grid (G,), weight (H, K), bias (H,) -> (..., G, H)
+        anchors (..., R), grid (G,) -> (..., G, H)
     """
-    if alpha.shape[-1] != beta.shape[0] or weight.shape[1] != beta.shape[0] or grid.dim() != 1:
+    first, second = mlp[0], mlp[2]
+    if anchors.shape[-1] != first.in_features or grid.dim() != 1:
         raise ValueError(
-            f"grid_mlp needs alpha (..., K), beta (K,), grid (G,), weight (H, K); got alpha "
-            f"{tuple(alpha.shape)}, beta {tuple(beta.shape)}, grid {tuple(grid.shape)}, "
-            f"weight {tuple(weight.shape)}"
+            f"grid_mlp needs anchors (..., {first.in_features}) and grid (G,); got anchors "
+            f"{tuple(anchors.shape)}, grid {tuple(grid.shape)}"
         )
-    leading = alpha.shape[:-1]
-    flat = alpha.reshape(-1, alpha.shape[-1])  # (N, K)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, grid.shape[0] * beta.shape[0]))
-    dtype = torch.promote_types(alpha.dtype, weight.dtype)
+    if first.bias is None:
+        raise ValueError("grid_mlp needs a bias in the first layer")
+    leading = anchors.shape[:-1]
+    flat = anchors.reshape(-1, anchors.shape[-1])  # (N, R)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, grid.shape[0] * first.out_features))
     out = _GridMLP.apply(
-        flat.to(dtype),
-        beta.to(dtype),
-        grid.detach().to(dtype),
-        weight.to(dtype),
-        None if bias is None else bias.to(dtype),
+        flat,
+        grid.detach().to(flat.dtype),
+        first.weight,
+        first.bias,
+        second.weight,
+        second.bias,
+        float(scale),
         chunk,
     )  # (N, G, H)
-    return out.reshape(*leading, grid.shape[0], weight.shape[0])  # (..., G, H)
+    return out.reshape(*leading, grid.shape[0], second.out_features)  # (..., G, H)

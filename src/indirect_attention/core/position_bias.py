@@ -182,14 +182,8 @@ class RelativePositionBias(nn.Module):
         return bias.permute(0, 3, 1, 2)  # (B, H, Lq, Lk)
 
     def _forward_on_grid(self, references: Tensor, positions: Tensor) -> Tensor:
-        """Same result: fold the first layer, hidden_k = alpha_qk - beta_k p, then :func:`grid_mlp`."""
-        first, second = self.mlp[0], self.mlp[2]
-        weight = first.weight * self.offset_scale  # (hidden, R)
-        alpha = -_anchors(references) @ weight.t()  # (B, Lq, hidden)
-        if first.bias is not None:
-            alpha = alpha + first.bias
-        beta = -weight.sum(dim=1)  # (hidden,)
-        bias = grid_mlp(alpha, beta, positions, second.weight, second.bias)  # (B, Lq, Lk, H)
+        """Same result through :func:`grid_mlp`, which never stores the hidden layer."""
+        bias = grid_mlp(_anchors(references), positions, self.mlp, self.offset_scale)  # (B,Lq,Lk,H)
         return bias.permute(0, 3, 1, 2)  # (B, H, Lq, Lk)
 
 
