@@ -9,8 +9,8 @@ value positions shared by the batch:
 Evaluated the ordinary way, the (rows, G, K) hidden layer is written to memory, read back, and kept
 for the backward pass; for the detector it is the largest tensor of the whole attention step. Here
 it is computed a few rows at a time, small enough to stay in cache, and recomputed in the backward
-pass instead of stored. Offsets are measured from each row's own centre so that nothing large
-cancels, and the results match the plain MLP to float32 round-off.
+pass instead of stored. The arithmetic is the plain MLP's (offsets first, then the layers), so the
+results match it to round-off.
 
 Shapes:
     N rows (any leading dims, flattened), R anchors per row, G grid points, K hidden units,
@@ -37,43 +37,46 @@ def grid_mlp_reference(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale:
     return mlp(offsets)  # (..., G, H)
 
 
-class _GridMLP(torch.autograd.Function):
-    """``relu(alpha[n, None, :] + d[n, :, None] * beta) @ w2ᵀ + b2``, chunked over rows n."""
+def _offsets(anchors: Tensor, grid: Tensor, scale: float) -> Tensor:
+    return (grid[None, :, None] - anchors[:, None, :]) * scale  # (C, G, R)
 
+
+class _GridMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, alpha, beta, distance, w2, b2, chunk):  # type: ignore[override]
-        num_rows, num_points = distance.shape
-        out = alpha.new_empty((num_rows, num_points, w2.shape[0]))  # (N, G, H)
+    def forward(ctx, anchors, grid, w1, b1, w2, b2, scale, chunk):  # type: ignore[override]
+        num_rows, num_points = anchors.shape[0], grid.shape[0]
+        out = anchors.new_empty((num_rows, num_points, w2.shape[0]))  # (N, G, H)
         for start in range(0, num_rows, chunk):
             stop = min(start + chunk, num_rows)
-            hidden = torch.addcmul(
-                alpha[start:stop, None, :], distance[start:stop, :, None], beta
-            ).clamp_(min=0)  # (C, G, K)
-            torch.matmul(hidden, w2.t(), out=out[start:stop])
+            offsets = _offsets(anchors[start:stop], grid, scale).flatten(0, 1)  # (C·G, R)
+            hidden = torch.addmm(b1, offsets, w1.t()).clamp_(min=0)  # (C·G, K)
+            torch.matmul(hidden, w2.t(), out=out[start:stop].view(-1, w2.shape[0]))
         if b2 is not None:
             out += b2
-        ctx.save_for_backward(alpha, beta, distance, w2)
-        ctx.chunk, ctx.has_b2 = chunk, b2 is not None
+        ctx.save_for_backward(anchors, grid, w1, b1, w2)
+        ctx.scale, ctx.chunk, ctx.has_b2 = scale, chunk, b2 is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        alpha, beta, distance, w2 = ctx.saved_tensors
-        grad_alpha = torch.empty_like(alpha)  # (N, K)
-        grad_distance = torch.empty_like(distance)  # (N, G)
-        grad_beta = torch.zeros_like(beta)  # (K,)
-        grad_w2 = torch.zeros_like(w2)  # (H, K)
-        for start in range(0, alpha.shape[0], ctx.chunk):
-            stop = min(start + ctx.chunk, alpha.shape[0])
-            pre = torch.addcmul(alpha[start:stop, None, :], distance[start:stop, :, None], beta)
-            grad_chunk = grad_out[start:stop]  # (C, G, H)
-            grad_w2 += grad_chunk.flatten(0, 1).t() @ pre.clamp(min=0).flatten(0, 1)
-            grad_pre = (grad_chunk @ w2).masked_fill_(pre <= 0, 0.0)  # (C, G, K)
-            grad_alpha[start:stop] = grad_pre.sum(1)
-            grad_distance[start:stop] = grad_pre @ beta
-            grad_beta += torch.einsum("cgk,cg->k", grad_pre, distance[start:stop])
+        anchors, grid, w1, b1, w2 = ctx.saved_tensors
+        grad_anchors = torch.empty_like(anchors)  # (N, R)
+        grad_w1, grad_b1 = torch.zeros_like(w1), torch.zeros_like(b1)
+        grad_w2 = torch.zeros_like(w2)
+        num_points = grid.shape[0]
+        for start in range(0, anchors.shape[0], ctx.chunk):
+            stop = min(start + ctx.chunk, anchors.shape[0])
+            offsets = _offsets(anchors[start:stop], grid, ctx.scale).flatten(0, 1)  # (C·G, R)
+            pre = torch.addmm(b1, offsets, w1.t())  # (C·G, K)
+            grad_chunk = grad_out[start:stop].flatten(0, 1)  # (C·G, H)
+            grad_w2.addmm_(grad_chunk.t(), pre.clamp(min=0))
+            grad_pre = (grad_chunk @ w2).masked_fill_(pre <= 0, 0.0)  # (C·G, K)
+            grad_w1.addmm_(grad_pre.t(), offsets)
+            grad_b1 += grad_pre.sum(0)
+            grad_offsets = (grad_pre @ w1).view(stop - start, num_points, -1)  # (C, G, R)
+            grad_anchors[start:stop] = grad_offsets.sum(1) * -ctx.scale
         grad_b2 = grad_out.sum((0, 1)) if ctx.has_b2 else None
-        return grad_alpha, grad_beta, grad_distance, grad_w2, grad_b2, None
+        return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None
 
 
 def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1.0) -> Tensor:
@@ -101,13 +104,15 @@ def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1
         raise ValueError("grid_mlp needs a bias in the first layer")
     leading = anchors.shape[:-1]
     flat = anchors.reshape(-1, anchors.shape[-1])  # (N, R)
-    # Measure every offset from the row's own centre c: the first layer is
-    # W1 (p - a) + b1 = (W1·1)(p - c) + (b1 + W1 (c - a)), so nothing large cancels in float32.
-    weight = first.weight * scale  # (K, R)
-    centre = flat.mean(dim=-1, keepdim=True)  # (N, 1)
-    alpha = torch.addmm(first.bias, centre - flat, weight.t())  # (N, K)
-    beta = weight.sum(dim=1)  # (K,)
-    distance = grid.detach().to(flat.dtype)[None, :] - centre  # (N, G)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, grid.shape[0] * first.out_features))
-    out = _GridMLP.apply(alpha, beta, distance, second.weight, second.bias, chunk)  # (N, G, H)
+    out = _GridMLP.apply(
+        flat,
+        grid.detach().to(flat.dtype),
+        first.weight,
+        first.bias,
+        second.weight,
+        second.bias,
+        float(scale),
+        chunk,
+    )  # (N, G, H)
     return out.reshape(*leading, grid.shape[0], second.out_features)  # (..., G, H)
