@@ -23,6 +23,8 @@ from torch import nn
 from .bench.attention import AttentionBenchConfig
 from .bench.attention import run as run_attention_bench
 from .core import IndirectAttention, attend, attend_reference
+from .tasks import SyntheticConfig
+from .tasks import run as run_synthetic
 from .theory import TheoryConfig
 from .theory import run as run_theory
 from .training import RunDir
@@ -110,6 +112,30 @@ def _theory(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     return {"verdicts": {name: v["verdict"] for name, v in results["verdicts"].items()}}
 
 
+def _synthetic(task: str) -> Callable[[ReproduceConfig, RunDir], dict[str, Any]]:
+    """Figure 2 (and Figure 4 for retrieval): indirect, naive and cross over seeds."""
+
+    def part(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
+        quick = config.profile == "quick"
+        results = run_synthetic(
+            SyntheticConfig(
+                task=task,
+                seeds=1 if quick else 3,
+                seed_base=config.seed,
+                epochs={"quick": 3, "default": 20, "full": 60}[config.profile],
+                out=str(run_dir.root),
+                progress=False,
+            )
+        )
+        return {
+            "final_test_acc_mean": {
+                name: model["final_test_acc_mean"] for name, model in results["models"].items()
+            }
+        }
+
+    return part
+
+
 def _bench_attention(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     """Box bias + indirect attention: ours against the authors' formulation and the SDPA floor."""
     sizes = [32] if config.profile == "quick" else [32, 64]
@@ -136,6 +162,8 @@ def _bench_attention(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]
 PARTS: dict[str, Callable[[ReproduceConfig, RunDir], dict[str, Any]]] = {
     "core_check": _core_check,
     "theory": _theory,
+    "synthetic_sort": _synthetic("sort"),
+    "synthetic_retrieval": _synthetic("retrieval"),
     "bench_attention": _bench_attention,
 }
 
@@ -194,6 +222,10 @@ def _write_report(out: Path, summary: dict[str, Any]) -> None:
                 for key, value in result["train"].items()
             )
             details += f"; ours equals the reference: {result['equal']}"
+        if name.startswith("synthetic") and "final_test_acc_mean" in result:
+            details = "final test accuracy: " + ", ".join(
+                f"{model} {acc:.3f}" for model, acc in result["final_test_acc_mean"].items()
+            )
         if name == "theory" and "verdicts" in result:
             details = "; ".join(f"{key}: {value}" for key, value in result["verdicts"].items())
             details += " (figure: theory/figure1.png)"
