@@ -22,7 +22,6 @@ import argparse
 import gc
 import json
 import math
-import platform
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,7 +31,7 @@ from torch import Tensor
 from ..core import attend
 from ..detection.box_bias import BoxRelativeBias
 from ..training import RunDir
-from .measure import peak_memory_mib, reset_peak_memory, run_in_subprocess, time_call
+from .measure import machine_info, peak_memory_mib, reset_peak_memory, run_in_subprocess, time_call
 
 __all__ = ["VARIANTS", "AttentionBenchConfig", "check_equal", "run"]
 
@@ -241,13 +240,7 @@ def run(config: AttentionBenchConfig) -> dict:
                 _add_ratios(rows[-len(measured) :], measured)
                 _print_block(size, queries, mode, rows[-len(measured) :])
     results = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": __import__("os").cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine_info(),
         "equality": checks,
         "rows": rows,
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -11,7 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["peak_memory_mib", "reset_peak_memory", "run_in_subprocess", "time_call"]
+import torch
+
+__all__ = ["machine_info", "peak_memory_mib", "reset_peak_memory", "run_in_subprocess", "time_call"]
 
 _STATUS = Path("/proc/self/status")
 
@@ -37,6 +41,17 @@ def reset_peak_memory() -> int:
 def peak_memory_mib(baseline_kib: int) -> float:
     """Peak resident memory since :func:`reset_peak_memory`, above ``baseline_kib``, in MiB."""
     return max(0, _status_kib("VmHWM") - baseline_kib) / 1024.0
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on: platform, processor, cores, torch version and threads."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def time_call(function: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> dict:

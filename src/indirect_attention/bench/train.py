@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -21,7 +20,7 @@ from ..core import CrossAttentionFusion, IndirectDecoder, ReferenceUpdate
 from ..detection.box_bias import BoxRelativeBias
 from ..tasks import retrieval, sorting
 from ..training import RunDir
-from .measure import time_call
+from .measure import machine_info, time_call
 
 __all__ = ["TrainBenchConfig", "run"]
 
@@ -191,12 +190,7 @@ def run(config: TrainBenchConfig) -> dict:
             f"{ratio:>6.2f}× {baseline}"
         )
     results = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "rows": rows,
     }
     run_dir.write_results(results)
