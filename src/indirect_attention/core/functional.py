@@ -37,7 +37,7 @@ class GridBias:
 
     ``bias[..., r * w + c] = rows[..., r] + cols[..., c]``. The detector's box bias has this form
     (one MLP per axis, paper §6.2 / BoxRPB): it is produced per row and per column, never per cell,
-    and :func:`attend` materialises it only where the fused kernel needs it.
+    and :func:`attend` materialises it only when attention dropout is asked for.
 
     Attributes:
         rows: Bias of each grid row, (B, H, Lq, h) or broadcastable.
@@ -58,22 +58,12 @@ class GridBias:
         lead = torch.broadcast_shapes(self.rows.shape[:-1], self.cols.shape[:-1])
         return torch.Size((*lead, self.rows.shape[-1] * self.cols.shape[-1]))
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.rows.dtype
-
     def is_floating_point(self) -> bool:
         return self.rows.is_floating_point() and self.cols.is_floating_point()
-
-    def dim(self) -> int:
-        return len(self.shape)
 
     def dense(self) -> Tensor:
         """The full bias, (..., Lq, h * w)."""
         return (self.rows[..., :, None] + self.cols[..., None, :]).flatten(-2)  # (B, H, Lq, h*w)
-
-    def to(self, dtype: torch.dtype) -> GridBias:
-        return GridBias(rows=self.rows.to(dtype), cols=self.cols.to(dtype))
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
