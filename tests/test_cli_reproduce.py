@@ -1,47 +1,350 @@
-"""`ia reproduce`: writes its records, resumes finished parts, reports failed parts."""
+"""`ia reproduce`: runs the parts, writes report.md + a self-contained report.html with verdicts
+computed from the records, reports failed parts, resumes finished parts, updates the README."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import pytest
+
 from indirect_attention import reproduce
 from indirect_attention.cli import main
+from indirect_attention.tasks.models import ModelConfig
+
+# Every part at a size that only exercises the pipeline (the whole run takes seconds).
+TINY = reproduce.ProfileSettings(
+    core_sizes=1,
+    theory_quick=True,
+    theory={
+        "dims": (16, 32),
+        "sigmas": (0.5, 1.0, 2.0),
+        "temperatures": (1.0,),
+        "mean_shifts": (0.0, 1.0),
+        "num_tokens": 8,
+        "samples": 2**10,
+        "min_trials": 16,
+        "multi_head_dim": 16,
+        "head_counts": (1, 2),
+        "multi_head_sigmas": (1.0,),
+        "xavier_dims": (16,),
+        "xavier_sigmas": (1.0,),
+    },
+    synthetic_seeds=1,
+    synthetic_epochs=1,
+    ablation_seeds=1,
+    synthetic={
+        "num_train": 64,
+        "num_test": 32,
+        "batch_size": 32,
+        "warmup_epochs": 0,
+        "model": ModelConfig(dim=32, num_heads=2, num_layers=2, ffn_dim=64),
+    },
+    detection_seeds=1,
+    detection_train={"epochs": 1, "train_episodes": 8, "batch_size": 4, "eval_episodes": 4},
+    detection_episodes=4,
+    detection_draws=1,
+    ranking_episodes=2,
+    bench_train={"repeats": 1, "batch": 8, "queries": 8, "size": 4},
+)
+# bench_attention times each variant in a fresh process (seconds each); its verdicts are tested
+# below on planted records instead.
+RUN_PARTS = "core_check,theory,synthetic_retrieval,detection,bench_train,broken"
 
 
-def test_reproduce_quick_writes_report_and_resumes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(
-        reproduce, "PARTS", {"core_check": reproduce.PARTS["core_check"]}
-    )  # only the parts this test is about
-    out = tmp_path / "repro"
-    assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["parts"]["core_check"]["status"] == "ok"
-    core = json.loads((out / "core_check" / "results.json").read_text())
-    assert json.loads((out / "core_check" / "part.json").read_text())["status"] == "ok"
-    assert core["passed"] and core["worst_max_abs"] < 1e-10
-    for name in ("config.json", "metrics.jsonl", "results.json"):
-        assert (out / "core_check" / name).exists()
-    assert "core_check | ok" in (out / "report.md").read_text()
-    capsys.readouterr()
-    assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 0
-    assert "finished earlier, kept" in capsys.readouterr().out
+def _headline(report: str) -> str:
+    """The report's first section (the headline)."""
+    sections = re.split(r"^## ", report, flags=re.MULTILINE)
+    assert sections[1].startswith("Headline")
+    return sections[1]
 
 
-def test_failed_part_is_recorded_not_dropped(tmp_path, monkeypatch):
+def test_reproduce_writes_reports_records_failures_and_resumes(tmp_path, capsys, monkeypatch):
+    calls = []
+
     def broken(config, run_dir):
+        calls.append(1)
         raise RuntimeError("part exploded")
 
-    monkeypatch.setattr(
-        reproduce, "PARTS", {"core_check": reproduce.PARTS["core_check"], "broken": broken}
-    )
+    monkeypatch.setitem(reproduce.PROFILES, "quick", TINY)
+    monkeypatch.setitem(reproduce.PARTS, "broken", reproduce.Part(run=broken))
     out = tmp_path / "repro"
-    assert main(["reproduce", "--profile", "quick", "--out", str(out)]) == 1
+    argv = ["reproduce", "--profile", "quick", "--out", str(out), "--quiet", "--parts", RUN_PARTS]
+    assert main(argv) == 1  # a part failed
     results = json.loads((out / "results.json").read_text())
     assert results["parts"]["broken"]["status"] == "failed"
-    assert results["parts"]["core_check"]["status"] == "ok"
-    assert "part exploded" in (out / "report.md").read_text()
+    ran = [name for name in RUN_PARTS.split(",") if name != "broken"]
+    assert all(results["parts"][name]["status"] == "ok" for name in ran)
+    for name in ran:
+        for record in ("config.json", "results.json", "part.json"):
+            assert (out / name / record).exists(), (name, record)
+    assert "synthetic_sort" not in results["parts"]  # not selected
+
+    report = (out / "report.md").read_text()
+    headline = _headline(report)
+    assert "| claim | paper | ours | verdict |" in headline
+    claims = json.loads((out / "headline.json").read_text())["claims"]
+    for name in [*ran, "broken"]:
+        rows = [row for row in claims if row["part"] == name]
+        assert rows, name
+        assert all(
+            row["verdict"] in ("confirmed", "not confirmed", "not comparable") for row in rows
+        )
+    assert any("Figure 7" in row["claim"] for row in claims)
+    assert any("Figure 4" in row["claim"] for row in claims)
+    assert "## Failed parts" in report and "part exploded" in report
+    assert "Traceback" in report
+    assert "| synthetic_sort | not run |" in report
+    for figure in (
+        "theory/figure1.png",
+        "detection/figure7.png",
+        "synthetic_retrieval/figure4.png",
+    ):
+        assert (out / figure).exists() and figure in report
+
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4
+    assert not re.search(r"https?://", page)
+    assert all(
+        src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', page)
+    )
+    assert "part exploded" in page and "<table>" in page
+
+    stamps = {name: (out / name / "part.json").stat().st_mtime_ns for name in ran}
+    capsys.readouterr()
+    assert main(argv) == 1
+    printed = capsys.readouterr().out
+    assert printed.count("finished earlier, kept") == len(ran)
+    assert stamps == {name: (out / name / "part.json").stat().st_mtime_ns for name in ran}
+    assert len(calls) == 2  # only the failed part ran again
+
+
+def _plant(part_dir, name: str, payload: dict) -> None:
+    part_dir.mkdir(parents=True, exist_ok=True)
+    (part_dir / name).write_text(json.dumps(payload))
+
+
+def _verdicts(part: str, part_dir) -> list[str]:
+    return [claim.verdict for claim in reproduce.PARTS[part].claims(part_dir)]
+
+
+def _synthetic(indirect: float) -> dict:
+    def model(acc: float) -> dict:
+        return {
+            "final_test_acc_mean": acc,
+            "final_test_acc_std": 0.01,
+            "per_seed": [{"seed": 0, "final_test_acc": acc}],
+        }
+
+    return {
+        "epochs": 20,
+        "models": {"indirect": model(indirect), "naive": model(0.8), "cross": model(0.85)},
+    }
+
+
+def _table(ia_margin: float) -> dict:
+    def row(margin: float, ap50: float) -> dict:
+        split = {
+            "ap50": {"mean": ap50, "std": 0.0},
+            "wrong_query": {"mean": ap50 - margin, "std": 0.0},
+            "margin": {"mean": margin, "std": 0.0},
+        }
+        return {"seen": split, "unseen": split}
+
+    return {
+        "models": {
+            "ia": row(ia_margin, 0.6),
+            "double-cross": row(0.2, 0.5),
+            "misaligned": row(0.01, 0.3),
+        },
+        "chance_floor": {"seen": 0.6, "unseen": 0.5},
+        "seeds": 1,
+        "episodes": 10,
+        "draws": 1,
+    }
+
+
+def _ranking(wrong_scale: float) -> dict:
+    right = [[0.9, 0.8, 0.1, 0.05], [0.7, 0.6, 0.2, 0.1]]
+    return {
+        "top_k": 2,
+        "models": {
+            "ia": {
+                "scores": {"right": right, "wrong": [[wrong_scale * s for s in r] for r in right]}
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("part", "records", "expected"),
+    [
+        ("core_check", {"results.json": {"worst_max_abs": 1e-15}}, ["confirmed"]),
+        ("core_check", {"results.json": {"worst_max_abs": 1e-3}}, ["not confirmed"]),
+        ("synthetic_sort", {"results.json": _synthetic(0.9)}, ["confirmed"]),
+        ("synthetic_sort", {"results.json": _synthetic(0.82)}, ["not confirmed"]),
+        (
+            "detection",
+            {"results.json": _table(0.3), "figure7.json": _ranking(0.2)},
+            ["confirmed", "confirmed", "not comparable", "confirmed"],
+        ),
+        (
+            "detection",
+            {"results.json": _table(0.1), "figure7.json": _ranking(0.9)},
+            ["not confirmed", "not confirmed", "not comparable", "not confirmed"],
+        ),
+        (
+            "detection",  # an unexpected record: its ordering cannot be judged
+            {"results.json": {**_table(0.3), "models": {"ia": _table(0.3)["models"]["ia"]}}},
+            ["confirmed", "not comparable", "not comparable", "not comparable"],
+        ),
+        (
+            "theory",
+            {
+                "results.json": {
+                    "verdicts": {"a": {"claim": "c", "verdict": "holds", "evidence": "e"}}
+                }
+            },
+            ["confirmed"],
+        ),
+        (
+            "theory",
+            {
+                "results.json": {
+                    "verdicts": {"a": {"claim": "c", "verdict": "partly", "evidence": "e"}}
+                }
+            },
+            ["not confirmed"],
+        ),
+    ],
+)
+def test_verdicts_are_computed_from_the_records(tmp_path, part, records, expected):
+    for name, payload in records.items():
+        _plant(tmp_path / part, name, payload)
+    assert _verdicts(part, tmp_path / part) == expected
+
+
+def _bench_rows(ours_vs_floor: float, speedup: float) -> dict:
+    base = {"size": 64, "queries": 300, "mode": "train", "median_ms": 1.0, "peak_mib": 1.0}
+    return {
+        "equality": {"S=64,Q=300": {"float32": {"max_relative_error": 1e-6}, "passed": True}},
+        "rows": [
+            {
+                **base,
+                "variant": "ours",
+                "time_vs_floor": ours_vs_floor,
+                "speedup_vs_reference": speedup,
+                "memory_vs_reference": 0.1,
+            },
+            {
+                **base,
+                "size": 32,
+                "variant": "ours",
+                "time_vs_floor": 99.0,
+                "speedup_vs_reference": 0.1,
+                "memory_vs_reference": 9.0,
+            },
+        ],
+    }
+
+
+def test_bench_verdicts_follow_the_ratios(tmp_path):
+    _plant(tmp_path / "a", "results.json", _bench_rows(2.0, 5.0))
+    assert _verdicts("bench_attention", tmp_path / "a") == ["confirmed"] * 3
+    _plant(tmp_path / "b", "results.json", _bench_rows(6.5, 1.2))
+    assert _verdicts("bench_attention", tmp_path / "b") == ["not confirmed"] * 2 + ["confirmed"]
+    for ratio, verdict in ((0.8, "confirmed"), (2.4, "not confirmed")):
+        rows = [
+            {"part": "detector", "model": "double-cross", "vs_double_cross": 1.0},
+            {
+                "part": "detector",
+                "model": "ia",
+                "vs_double_cross": ratio,
+                "queries": 300,
+                "size": 32,
+            },
+            {"part": "synthetic", "task": "sort", "model": "indirect", "vs_cross": ratio},
+        ]
+        _plant(tmp_path / "c", "results.json", {"rows": rows})
+        assert _verdicts("bench_train", tmp_path / "c") == [verdict] * 2
+
+
+def test_figure4_verdict_needs_a_positional_first_layer(tmp_path):
+    def maps(first_layer_moves: bool) -> dict:
+        toeplitz = [[float(j - i) for j in range(4)] for i in range(4)]
+        examples = []
+        for e in range(2):
+            first = [[v + (e if first_layer_moves else 0) for v in row] for row in toeplitz]
+            second = [[v * (e + 1) for v in row] for row in toeplitz]
+            examples.append({"bias": [[first], [second]]})  # (Ly=2, H=1, 4, 4)
+        return {"examples": examples}
+
+    _plant(tmp_path / "a", "results.json", _synthetic(0.9))
+    _plant(tmp_path / "a", "bias_maps.json", maps(first_layer_moves=False))
+    assert _verdicts("synthetic_retrieval", tmp_path / "a")[-1] == "confirmed"
+    _plant(tmp_path / "a", "bias_maps.json", maps(first_layer_moves=True))
+    assert _verdicts("synthetic_retrieval", tmp_path / "a")[-1] == "not confirmed"
+
+
+def _planted_reproduction(out, *, indirect: float) -> None:
+    from PIL import Image
+
+    for name, payload in (
+        ("core_check", {"worst_max_abs": 1e-15}),
+        ("synthetic_sort", _synthetic(indirect)),
+    ):
+        _plant(out / name, "results.json", payload)
+        _plant(out / name, "part.json", {"status": "ok", "seconds": 1.0, "profile": "default"})
+    Image.new("RGB", (8, 8), "red").save(out / "synthetic_sort" / "figure2.png")
+    reproduce.write_report(out, profile="default")
+
+
+def test_report_verdict_flips_with_the_records_and_update_readme(tmp_path, capsys):
+    out = tmp_path / "repro"
+    _planted_reproduction(out, indirect=0.9)
+    sort_row = next(
+        line
+        for line in _headline((out / "report.md").read_text()).splitlines()
+        if "sorting" in line
+    )
+    assert sort_row.endswith("| **confirmed** |")
+    _planted_reproduction(out, indirect=0.7)
+    sort_row = next(
+        line
+        for line in _headline((out / "report.md").read_text()).splitlines()
+        if "sorting" in line
+    )
+    assert sort_row.endswith("| **not confirmed** |")
+    assert "indirect 70.0 ± 1.0" in sort_row
+
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# x\n\n## Latest reproduction\n<!-- reproduce:begin -->\nold\n"
+        "<!-- reproduce:end -->\n\n## After\nkept\n"
+    )
+    figures = tmp_path / "docs" / "figures"
+    argv = ["reproduce", "--update-readme", str(out), "--readme", str(readme)]
+    assert main([*argv, "--figures-dir", str(figures)]) == 0
+    text = readme.read_text()
+    section = text.split("<!-- reproduce:begin -->")[1].split("<!-- reproduce:end -->")[0]
+    assert "old" not in section and "| claim | paper | ours | verdict |" in section
+    assert "**not confirmed**" in section and "Profile `default`" in section
+    assert "](docs/figures/reproduce-synthetic_sort-figure2.png)" in section
+    assert (figures / "reproduce-synthetic_sort-figure2.png").exists()
+    assert text.startswith("# x\n") and text.endswith("## After\nkept\n")
+
+    readme.write_text("# no markers\n")
+    capsys.readouterr()
+    assert main([*argv, "--figures-dir", str(figures)]) == 2
+    assert "must contain" in capsys.readouterr().err
+
+
+def test_unknown_part_is_rejected(tmp_path, capsys):
+    out = tmp_path / "repro"
+    assert main(["reproduce", "--profile", "quick", "--out", str(out), "--parts", "nope"]) == 2
+    assert "unknown parts ['nope']" in capsys.readouterr().err
 
 
 def test_bad_profile_is_rejected_with_a_clear_message():

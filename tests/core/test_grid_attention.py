@@ -92,3 +92,16 @@ def test_flex_attention_path_equals_the_chunked_path_on_cuda():
     theirs = torch.autograd.grad(expected.sum(), leaves)
     for a, b in zip(mine, theirs, strict=True):
         torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_runs_the_masked_softmax_in_float32(generator, dtype):
+    q, k, v, rows, cols = (t.detach().float() for t in tensors(generator))
+    mask = torch.zeros(2, 12, dtype=torch.bool)
+    mask[1, 5:] = True
+    expected = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask)
+    with torch.autocast("cpu", dtype=dtype):
+        got = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask)
+        low = grid_attend(q.to(dtype), k.to(dtype), v.to(dtype), rows=rows, cols=cols)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    assert low.dtype == torch.float32  # low-precision inputs are upcast, not rejected

@@ -94,3 +94,15 @@ def test_position_bias_fast_path_equals_plain_path(generator, reference_size):
     torch.testing.assert_close(results[0][1], results[1][1])
     for mine, theirs in zip(results[0][2], results[1][2], strict=True):
         torch.testing.assert_close(mine, theirs)
+
+
+def test_grid_mlp_under_autocast_stays_float32(generator):
+    mlp = make_mlp(2, 16, 4).float()
+    anchors = torch.rand(5, 2, generator=generator)
+    grid = torch.linspace(0, 1, 7)
+    expected = grid_mlp(anchors, grid, mlp, 3.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = grid_mlp(anchors.bfloat16(), grid, mlp, 3.0)
+        same = grid_mlp(anchors, grid, mlp, 3.0)
+    assert got.dtype == torch.float32 and torch.equal(same, expected)
+    torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)  # anchors rounded to bf16

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -100,3 +102,39 @@ def test_double_cross_with_fused_bias_has_box_bias() -> None:
     assert plain.decoder.decoder.biases is None and fused.decoder.decoder.biases is not None
     out = fused(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 24, 24))
     assert torch.isfinite(out.logits).all()
+
+
+def test_anchor_queries_are_embedding_plus_target_feature_at_their_cell() -> None:
+    """Definition 1 (q_i = e_i + x_s(i)): each anchor query reads the target token under its
+    lattice point, checked against a brute-force search for the cell that contains it."""
+    torch.manual_seed(0)
+    config = DetrModelConfig(dim=32, heads=2, layers=1, ffn_dim=64, num_queries=16)
+    model = IADETR(replace(config, object_queries="anchors")).eval()
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(_module, args, _output) -> None:
+        captured["queries"], captured["values"] = args[0], args[2]
+
+    model.decoder.register_forward_hook(grab)
+    model(torch.rand(2, 3, 96, 64), torch.rand(2, 3, 32, 32))  # a 12 × 8 grid
+    grid_h, grid_w = 12, 8
+    centres = torch.sigmoid(model.reference_logits)[:, :2]  # (Q, 2) starting boxes
+    for i, (cx, cy) in enumerate(centres.tolist()):
+        inside = [
+            j
+            for j in range(grid_h * grid_w)
+            if j % grid_w <= cx * grid_w < j % grid_w + 1
+            and j // grid_w <= cy * grid_h < j // grid_w + 1
+        ]  # the one cell whose extent contains the lattice point
+        assert len(inside) == 1
+        best = inside[0]
+        expected = model.anchor_queries.embedding[i] + captured["values"][:, best]
+        torch.testing.assert_close(captured["queries"][:, i], expected)
+    assert torch.allclose(torch.sigmoid(model.reference_logits)[:, 2:], torch.tensor(0.15))
+
+
+def test_anchor_queries_need_a_square_count() -> None:
+    with pytest.raises(ValueError, match=r"square num_queries.*got 30"):
+        DetrModelConfig(object_queries="anchors", num_queries=30)
+    with pytest.raises(ValueError, match="unknown object_queries 'grid'"):
+        DetrModelConfig(object_queries="grid")

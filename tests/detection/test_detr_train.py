@@ -74,7 +74,7 @@ def test_three_models_train_end_to_end(tmp_path: Path, variant: str) -> None:
 
 def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
     run(_tiny_config(tmp_path, "ia"))
-    config = _tiny_config(tmp_path, "ia", resume=True)
+    config = _tiny_config(tmp_path, "ia", resume=str(tmp_path / "ia"))
     config.epochs = 2
     result = run(config)
     assert result["steps"] == 4

@@ -146,6 +146,20 @@ def grid_attend(
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    device_type = q.device.type
+    if torch.is_autocast_enabled(device_type):
+        # Mixed precision: the biased, masked softmax runs in float32 (a bf16 logit near 50 is
+        # off by 0.1); autocast is switched off so the chunked kernel sees one dtype throughout.
+        with torch.autocast(device_type=device_type, enabled=False):
+            return grid_attend(
+                q.float(),
+                k.float(),
+                v.float(),
+                rows=rows.float(),
+                cols=cols.float(),
+                key_padding_mask=key_padding_mask,
+                chunk_size=chunk_size,
+            )
     shape = (*q.shape[:3],)
     rows = rows.to(q.dtype).expand(*shape, rows.shape[-1]).contiguous()  # (B, H, Lq, h)
     cols = cols.to(q.dtype).expand(*shape, cols.shape[-1]).contiguous()  # (B, H, Lq, w)

@@ -102,6 +102,12 @@ def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1
         )
     if first.bias is None:
         raise ValueError("grid_mlp needs a bias in the first layer")
+    device_type = anchors.device.type
+    if torch.is_autocast_enabled(device_type):
+        # Mixed precision: the bias feeds a softmax, so it is computed in float32; autocast is
+        # switched off so the chunked kernel sees one dtype throughout.
+        with torch.autocast(device_type=device_type, enabled=False):
+            return grid_mlp(anchors.float(), grid, mlp, scale)
     leading = anchors.shape[:-1]
     flat = anchors.reshape(-1, anchors.shape[-1])  # (N, R)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, grid.shape[0] * first.out_features))

@@ -1,8 +1,12 @@
-"""Drawn examples of IA-DETR predictions (paper §6.2): right query vs wrong query on one target.
+"""Drawn examples of IA-DETR predictions (paper §6.2).
 
-Each panel shows the right query, the wrong-class query, and the target three times: ground truth
-(white), the top detections with the right query (green) and with the wrong query (red), each
-labelled with its score. A detector that matches moves its boxes with the query.
+:func:`draw_predictions` (benchmark episodes, right query vs wrong query): each panel shows the
+right query, the wrong-class query, and the target three times: ground truth (white), the top
+detections with the right query (green) and with the wrong query (red), each labelled with its
+score. A detector that matches moves its boxes with the query.
+
+:func:`draw_detections` (``ia detr detect``): one target at its original size with its detections
+(torchvision's ``draw_bounding_boxes``), the query shown to its right.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from .evaluate import EvalSet, prepare_images
+from .inference import Detections
 from .model import IADETR
 from .postprocess import PostProcess
 
-__all__ = ["draw_predictions"]
+__all__ = ["draw_detections", "draw_predictions"]
+
+GAP = 8  # white pixels between the target and the query in draw_detections
 
 
 @torch.no_grad()
@@ -71,4 +79,54 @@ def draw_predictions(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
+    return path
+
+
+def _to_uint8(image: Tensor) -> Tensor:
+    return (image.detach().cpu().clamp(0.0, 1.0) * 255).round().to(torch.uint8)
+
+
+def draw_detections(
+    target: Tensor, query: Tensor, found: Detections, path: str | Path, *, color: str = "lime"
+) -> Path:
+    """Save the target with its detections and the query beside it as a PNG.
+
+    The target keeps its original size (boxes are in its pixels); the query is shown to its right
+    after a white gap of :data:`GAP` pixels, scaled to a height between a quarter of the target's
+    and the target's own (aspect kept).
+
+    Args:
+        target: (3, H, W) in [0, 1], the original target.
+        query: (3, h, w) in [0, 1], the query as given (or cropped).
+        found: The detections, boxes xyxy in the target's pixels.
+        path: The PNG to write (folders created).
+        color: Box and label colour.
+
+    Returns:
+        The path. The image is H pixels high and W + GAP + (query's shown width) wide.
+    """
+    from PIL import Image
+    from torchvision.utils import draw_bounding_boxes
+
+    height, width = target.shape[-2:]
+    panel = _to_uint8(target)
+    if len(found.scores):
+        panel = draw_bounding_boxes(
+            panel,
+            found.boxes.float(),
+            labels=[f"{float(s):.2f}" for s in found.scores],
+            colors=color,
+            width=max(2, round(max(height, width) / 250)),
+        )
+    q_height = min(height, max(query.shape[-2], height // 4))
+    q_width = max(1, round(query.shape[-1] * q_height / query.shape[-2]))
+    shown = torch.nn.functional.interpolate(
+        query[None].float().cpu(), size=(q_height, q_width), mode="bilinear", antialias=True
+    )[0]
+    canvas = torch.full((3, height, width + GAP + q_width), 255, dtype=torch.uint8)
+    canvas[:, :, :width] = panel
+    canvas[:, :q_height, width + GAP :] = _to_uint8(shown)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(path)
     return path

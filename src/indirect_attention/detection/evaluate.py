@@ -163,11 +163,12 @@ def _detect(
     post = PostProcess(top_k)
     height, width = eval_set.targets.shape[-2:]
     detections = []
+    device = next(model.parameters()).device  # follow the model (a GPU during training)
     for start in range(0, len(eval_set.categories), batch_size):
         stop = min(start + batch_size, len(eval_set.categories))
         output = model(
-            prepare_images(eval_set.targets[start:stop], scale),
-            prepare_images(queries[start:stop], scale),
+            prepare_images(eval_set.targets[start:stop], scale).to(device),
+            prepare_images(queries[start:stop], scale).to(device),
         )
         results = post(output.logits[-1], output.boxes[-1], (float(width), float(height)))
         for offset, (scores, boxes) in enumerate(results):

@@ -2,7 +2,10 @@
 
 Weights follow the authors: focal 2, L1 5, GIoU 2, each summed over the batch and divided by the
 number of ground-truth boxes (at least 1). Unmatched predictions are negatives of the focal loss;
-an image without ground truth contributes only negatives.
+an image without ground truth contributes only negatives. In data-parallel training the caller
+passes ``num_boxes``, the global count divided by the number of processes
+(:func:`~indirect_attention.training.distributed.mean_normaliser`). The losses and the matching
+always run in float32 with autocast off, whatever precision produced the predictions.
 
 Shapes:
     logits (Ly, B, Q), boxes (Ly, B, Q, 4) cxcywh; targets: list of B (K_b, 4) cxcywh.
@@ -51,15 +54,27 @@ class SetCriterion(nn.Module):
         self.alpha, self.gamma = alpha, gamma
 
     def layer_losses(
-        self, logits: Tensor, boxes: Tensor, targets: list[Tensor]
+        self,
+        logits: Tensor,
+        boxes: Tensor,
+        targets: list[Tensor],
+        *,
+        num_boxes: float | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Unweighted (focal, L1, GIoU) of one layer, each normalised by the box count.
+
+        Args:
+            logits: Score logits (float32).
+            boxes: Predicted boxes (float32).
+            targets: Ground truth per image.
+            num_boxes: The normaliser; default ``max(1, number of target boxes)``.
 
         Shapes:
             logits (B, Q), boxes (B, Q, 4), targets list of (K_b, 4)
         """
         matches = self.matcher(logits, boxes, targets)
-        num_boxes = max(1, sum(int(t.shape[0]) for t in targets))
+        if num_boxes is None:
+            num_boxes = max(1, sum(int(t.shape[0]) for t in targets))
         labels = torch.zeros_like(logits)
         matched_pred, matched_tgt = [], []
         for b, (rows, cols) in enumerate(matches):
@@ -83,13 +98,36 @@ class SetCriterion(nn.Module):
             giou = giou + boxes.sum() * 0.0
         return focal / num_boxes, l1 / num_boxes, giou / num_boxes
 
-    def forward(self, logits: Tensor, boxes: Tensor, targets: list[Tensor]) -> dict[str, Tensor]:
-        """The total loss over all layers and the last layer's terms."""
+    def forward(
+        self,
+        logits: Tensor,
+        boxes: Tensor,
+        targets: list[Tensor],
+        *,
+        num_boxes: float | None = None,
+    ) -> dict[str, Tensor]:
+        """The total loss over all layers and the last layer's terms, computed in float32.
+
+        Args:
+            logits: Score logits of every layer (any float dtype).
+            boxes: Boxes of every layer (any float dtype).
+            targets: Ground truth per image.
+            num_boxes: The normaliser of every term; default ``max(1, number of target boxes)``.
+
+        Shapes:
+            logits (Ly, B, Q), boxes (Ly, B, Q, 4), targets list of B (K_b, 4)
+        """
         wc, wb, wg = self.weights
-        total = logits.new_zeros(())
-        for layer in range(logits.shape[0]):
-            focal, l1, giou = self.layer_losses(logits[layer], boxes[layer], targets)
-            total = total + wc * focal + wb * l1 + wg * giou
+        # Focal and GIoU lose their meaning in bf16/fp16: upcast and keep autocast away.
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits, boxes = logits.float(), boxes.float()
+            targets = [t.float() for t in targets]
+            total = logits.new_zeros(())
+            for layer in range(logits.shape[0]):
+                focal, l1, giou = self.layer_losses(
+                    logits[layer], boxes[layer], targets, num_boxes=num_boxes
+                )
+                total = total + wc * focal + wb * l1 + wg * giou
         return {
             "loss": total,
             "focal": focal.detach(),

@@ -87,21 +87,22 @@ class HungarianMatcher(nn.Module):
     def forward(
         self, logits: Tensor, boxes: Tensor, targets: list[Tensor]
     ) -> list[tuple[Tensor, Tensor]]:
-        """Match each image's predictions to its targets."""
+        """Match each image's predictions to its targets (costs in float32, autocast off)."""
         matches = []
         for b, target_boxes in enumerate(targets):
             if target_boxes.shape[0] == 0:
                 empty = torch.zeros(0, dtype=torch.int64)
                 matches.append((empty, empty.clone()))
                 continue
-            cost = matching_cost(
-                logits[b].float(),
-                boxes[b].float(),
-                target_boxes.float(),
-                alpha=self.alpha,
-                gamma=self.gamma,
-                **self.costs,
-            )
+            with torch.autocast(device_type=boxes.device.type, enabled=False):
+                cost = matching_cost(
+                    logits[b].float(),
+                    boxes[b].float(),
+                    target_boxes.to(device=boxes.device, dtype=torch.float32),
+                    alpha=self.alpha,
+                    gamma=self.gamma,
+                    **self.costs,
+                )
             rows, cols = linear_sum_assignment(torch.nan_to_num(cost, nan=1e6).cpu().numpy())
             matches.append(
                 (torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64))

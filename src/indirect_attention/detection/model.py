@@ -30,19 +30,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import inverse_sigmoid
+from ..core import ContentEnrichedQueries, inverse_sigmoid
 from .backbone import Backbone
 from .decoder import VARIANTS, DetrDecoder
 from .position import sine_position_embedding
 
-__all__ = ["IADETR", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
+if TYPE_CHECKING:  # the inference module imports this one
+    from os import PathLike
+
+    from .inference import Detections, ImageLike
+
+__all__ = ["IADETR", "OBJECT_QUERIES", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
 
 QUERY_MODES = ("pad", "pad-features", "resize")
+OBJECT_QUERIES = ("learned", "anchors")
 
 
 @dataclass
@@ -65,6 +72,9 @@ class DetrModelConfig:
             biases of std ≈ 12 at initialisation) or ``cell`` (feature cells; std ≈ 1).
         query_mode: ``pad`` (authors), ``pad-features`` (same layout, query encoded at its own
             size) or ``resize`` (every key cell has content).
+        object_queries: ``learned`` (DETR: learned embeddings and reference boxes) or ``anchors``
+            (the paper's Definition 1, q_i = e_i + x_s(i): a learned embedding plus the target
+            feature at anchor cell s(i) of a √Q × √Q lattice, whose reference box starts there).
     """
 
     variant: str = "ia"
@@ -80,8 +90,20 @@ class DetrModelConfig:
     fused_bias: bool = False
     bias_unit: str = "pixel"
     query_mode: str = "pad-features"
+    object_queries: str = "learned"
 
     def __post_init__(self) -> None:
+        if self.object_queries not in OBJECT_QUERIES:
+            raise ValueError(
+                f"unknown object_queries {self.object_queries!r}; choose from {OBJECT_QUERIES}"
+            )
+        if self.object_queries == "anchors" and math.isqrt(self.num_queries) ** 2 != (
+            self.num_queries
+        ):
+            raise ValueError(
+                f"object_queries='anchors' needs a square num_queries (a √Q × √Q lattice), "
+                f"got {self.num_queries}"
+            )
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
         if self.bias_unit not in ("cell", "pixel"):
@@ -112,6 +134,22 @@ def _initial_boxes(num_queries: int, generator: torch.Generator) -> Tensor:
     centres = 0.1 + 0.8 * torch.rand(num_queries, 2, generator=generator)
     sizes = torch.full((num_queries, 2), 0.2)
     return inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+
+
+def _anchor_lattice(num_queries: int) -> Tensor:
+    """Centres of a √Q × √Q lattice over the canvas, row-major, (Q, 2) as (cx, cy) in (0, 1)."""
+    side = math.isqrt(num_queries)
+    steps = (torch.arange(side, dtype=torch.float32) + 0.5) / side
+    cy, cx = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([cx.flatten(), cy.flatten()], dim=-1)
+
+
+def _anchor_cells(centres: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Flat index of the feature cell under each anchor centre: (Q, 2) -> (Q,) long."""
+    height, width = grid
+    cols = (centres[:, 0] * width).long().clamp(0, width - 1)
+    rows = (centres[:, 1] * height).long().clamp(0, height - 1)
+    return rows * width + cols
 
 
 def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
@@ -145,9 +183,17 @@ class IADETR(nn.Module):
             fusion_layers=config.fusion_layers,
             fused_bias=config.fused_bias,
         )
-        self.query_embed = nn.Embedding(config.num_queries, dim)
         generator = torch.Generator().manual_seed(seed)
-        self.reference_logits = nn.Parameter(_initial_boxes(config.num_queries, generator))
+        if config.object_queries == "anchors":
+            self.anchor_queries = ContentEnrichedQueries(config.num_queries, dim)
+            centres = _anchor_lattice(config.num_queries)
+            self.register_buffer("anchor_centres", centres, persistent=False)
+            sizes = torch.full_like(centres, 0.15)
+            initial = inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+        else:
+            self.query_embed = nn.Embedding(config.num_queries, dim)
+            initial = _initial_boxes(config.num_queries, generator)
+        self.reference_logits = nn.Parameter(initial)
         self.class_head = nn.Linear(dim, 1)
         nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))
 
@@ -223,8 +269,13 @@ class IADETR(nn.Module):
         query_mask = query_cells.flatten(1)
         key_mask = target_mask  # a cell where only the query image is padding stays attendable
         boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
+        if self.config.object_queries == "anchors":
+            cells = _anchor_cells(self.anchor_centres, grid)
+            object_queries = self.anchor_queries(target_tokens, indices=cells)  # (B, Q, D)
+        else:
+            object_queries = self.query_embed.weight.expand(batch, -1, -1)  # (B, Q, D)
         result = self.decoder(
-            self.query_embed.weight.expand(batch, -1, -1),
+            object_queries,
             query_tokens,
             target_tokens,
             boxes,
@@ -240,3 +291,45 @@ class IADETR(nn.Module):
             key_padding_mask=key_mask,
             grid=grid,
         )
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | PathLike, map_location: str | torch.device = "cpu"
+    ) -> IADETR:
+        """A trained detector ready for :meth:`detect` (paper §6.2).
+
+        Args:
+            path: ``checkpoint.pt`` of ``ia detr train`` (read with ``weights_only=True``), a
+                folder of ``ia detr export`` (``model.safetensors`` + ``config.json``), or that
+                ``model.safetensors``.
+            map_location: Device of the returned model.
+
+        Returns:
+            The model in eval mode; ``model.input_spec`` holds the input sizes it was trained at.
+        """
+        from .release import load_detector
+
+        return load_detector(path, map_location=map_location)
+
+    def detect(
+        self,
+        target: ImageLike,
+        query: ImageLike,
+        threshold: float = 0.5,
+        max_detections: int = 100,
+    ) -> Detections:
+        """Find the query's class in one target image (see :func:`.inference.detect`).
+
+        Args:
+            target: Image file path, PIL image, or (3, H, W) tensor (float in [0, 1] or uint8).
+            query: Same kinds, any size: a picture of the object to look for.
+            threshold: Keep detections scoring at least this.
+            max_detections: Keep at most this many.
+
+        Returns:
+            :class:`~.inference.Detections`: ``boxes`` (K, 4) xyxy in the target's original
+            pixels and ``scores`` (K,), best first, on the CPU.
+        """
+        from .inference import detect
+
+        return detect(self, target, query, threshold=threshold, max_detections=max_detections)

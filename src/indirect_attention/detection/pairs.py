@@ -14,6 +14,7 @@ Shapes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +44,67 @@ from .metrics import Detection, mean_ap, voc_ap50
 from .model import IADETR
 from .postprocess import PostProcess
 
-__all__ = ["PairBatcher", "evaluate_pairs", "load_real_data", "training_pairs"]
+__all__ = ["PairBatcher", "custom_split", "evaluate_pairs", "load_real_data", "training_pairs"]
+
+
+def custom_split(classes: Sequence[str], unseen: Sequence[str]) -> ClassSplit:
+    """A class split of one's own: ``unseen`` are held out for testing, the other ``classes`` train.
+
+    Raises:
+        ValueError: an unseen name is not a class of the data set, or no class is left to train.
+    """
+    missing = [name for name in unseen if name not in classes]
+    if missing:
+        shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+        raise ValueError(
+            f"--unseen-classes: {missing} not among the data set's {len(classes)} classes ({shown})"
+        )
+    held_out = set(unseen)
+    seen = tuple(c for c in classes if c not in held_out)
+    if not unseen or not seen:
+        raise ValueError(
+            f"--unseen-classes must hold out at least one class and leave at least one of the "
+            f"{len(classes)} classes to train, got {len(unseen)} unseen"
+        )
+    return ClassSplit("custom", seen, tuple(unseen))
 
 
 def load_real_data(
-    data: str, root: str | Path, *, train: bool
+    data: str,
+    root: str | Path | None,
+    *,
+    train: bool,
+    annotation_file: str | Path | None = None,
+    unseen: Sequence[str] | None = None,
 ) -> tuple[DetectionDataset, ClassSplit]:
     """The VOC (``root`` = a VOC year folder: ``trainval`` / ``test``) or COCO (``root`` holds
     ``annotations/instances_{train,val}2017.json`` and the image folders) split, with the class
-    split (VOC: CoAE's; COCO: split 1)."""
-    root = Path(root)
+    split (VOC: CoAE's; COCO: split 1).
+
+    Args:
+        data: ``voc`` or ``coco``.
+        root: The data set's folder (may be None with ``annotation_file``).
+        train: The training split (else the test split).
+        annotation_file: A COCO instances JSON of one's own instead of the standard one
+            (``data="coco"``); its ``file_name`` entries are relative to ``root``, or to the
+            JSON's folder when ``root`` is None.
+        unseen: Held-out classes replacing the shipped split (:func:`custom_split`); without
+            it a custom JSON gets COCO split 1 (its class names must then be COCO's).
+    """
+    if annotation_file is not None:
+        if data != "coco":
+            raise ValueError(f"--train-json / --val-json need --data coco, got --data {data}")
+        dataset, split = read_coco(annotation_file, root), load_class_split("coco1")
+    elif root is None:
+        raise ValueError(f"--data {data} needs --data-root (or --train-json / --val-json)")
+    else:
+        dataset, split = _standard_data(data, Path(root), train=train)
+    if unseen is not None:
+        split = custom_split(dataset.classes, unseen)
+    return dataset, split
+
+
+def _standard_data(data: str, root: Path, *, train: bool) -> tuple[DetectionDataset, ClassSplit]:
     if data == "voc":
         dataset = read_voc(root, "trainval" if train else "test")
         split = load_class_split("voc")
@@ -132,10 +184,11 @@ def _score(
     model: IADETR, pairs: list[OneShotPair], batcher: PairBatcher, batch_size: int
 ) -> list[Detection]:
     post, detections = PostProcess(100), []
+    device = next(model.parameters()).device  # follow the model (a GPU during training)
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         targets, padding, queries, _, scales = batcher(chunk)
-        out = model(targets, queries, padding)
+        out = model(targets.to(device), queries.to(device), padding.to(device))
         height, width = targets.shape[-2:]
         for pair, scale, (scores, boxes) in zip(
             chunk, scales, post(out.logits[-1], out.boxes[-1], (width, height)), strict=True

@@ -87,7 +87,9 @@ def run(config: Table1Config) -> dict:
             done = RunDir(out).read_results()
             if not done or "seen" not in done:
                 model = replace(config.train.model, variant=variant)
-                recipe = replace(config.train, out=str(out), seed=seed, model=model, resume=True)
+                recipe = replace(
+                    config.train, out=str(out), seed=seed, model=model, resume=str(out)
+                )
                 train(recipe)
                 done = {}
                 for split in ("seen", "unseen"):

@@ -11,11 +11,20 @@ Optimisation: AdamW, linear warm-up then a step decay (×0.1 at ``lr_drop``), gr
 the set loss on every decoder layer. The run directory gets ``config.json``, ``metrics.jsonl``
 (one row per epoch, with validation AP50 / wrong-query control every ``eval_every`` epochs),
 ``checkpoint.pt`` (resumable) and ``results.json``.
+
+Robustness (``docs/training.md``): the checkpoint is also written every ``checkpoint_every`` steps
+inside an epoch, and ``resume`` restores the model, optimiser, gradient scaler, RNG states, the
+data-order generator and the position within the epoch, so a resumed run skips the batches already
+done and ends with the weights of an uninterrupted one. ``precision`` trains in fp32, bf16 or fp16
+autocast; a step whose loss or gradient norm is not finite is skipped and counted
+(``skipped_steps``). Under ``torchrun`` every process trains its slice of each global batch in
+DistributedDataParallel; rank 0 alone evaluates (each validation image once) and writes files.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +37,25 @@ from tqdm import tqdm
 
 from ..training import RunDir
 from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.distributed import (
+    DistributedContext,
+    broadcast_object,
+    context_from_env,
+    init_distributed,
+    local_main_first,
+    resolve_device,
+    shard_bounds,
+    shutdown_distributed,
+    wrap_model,
+)
+from ..training.precision import check_precision, grad_scaler
 from .data import EmojiEpisodes
 from .evaluate import build_eval_set, evaluate, prepare_images
 from .losses import SetCriterion
 from .matcher import HungarianMatcher
 from .model import IADETR, DetrModelConfig
+from .pretrain import PretrainConfig, pretrained_backbone
+from .train_step import CHECKPOINT_NAME, load_model_weights, resume_source, train_step
 
 __all__ = ["DetrTrainConfig", "load_train_cache", "run"]
 
@@ -44,7 +67,12 @@ class DetrTrainConfig:
     Attributes:
         out: Run directory.
         data: ``emoji``, ``voc`` or ``coco``.
-        data_root: VOC year folder or COCO root (real data only).
+        data_root: VOC year folder or COCO root (real data only); with ``train_json`` /
+            ``val_json``, the folder their ``file_name`` entries are relative to (default: each
+            JSON's folder).
+        train_json: A COCO instances JSON of one's own to train on (``data="coco"``).
+        val_json: A COCO instances JSON to validate on (unseen classes, one query draw).
+        unseen_classes: Classes held out of training (default: the shipped split).
         model: Architecture (variant, sizes, query mode).
         epochs: Passes over the cached training episodes.
         train_episodes: Cached training episodes.
@@ -67,7 +95,17 @@ class DetrTrainConfig:
         max_minutes: Stop after the epoch that crosses this wall time (None: no limit).
         threads: Torch threads.
         seed: Seed of weights, order and crops.
-        resume: Continue from ``out/checkpoint.pt`` when it exists.
+        resume: Run directory (its ``checkpoint.pt``) or checkpoint file to continue from:
+            weights, optimiser, scaler, RNG states, epoch and batch within the epoch. When it is
+            ``out`` and holds no checkpoint yet the run starts fresh (relaunch-safe).
+        init_weights: Checkpoint, state dict or ``.safetensors`` file whose model weights start
+            the run; optimiser and schedule start fresh.
+        checkpoint_every: Also write the checkpoint every this many steps inside an epoch
+            (0: at epoch ends only).
+        precision: ``32``, ``bf16`` or ``fp16`` autocast (fp16 with a gradient scaler).
+        device: ``auto`` (this process's GPU when CUDA exists, else the CPU), ``cpu`` or ``cuda``.
+        pretrain_steps: Steps of the cached sprite-classification pre-training of the small
+            backbone (:mod:`.pretrain`; emoji only); 0 starts the backbone from scratch.
         cache_dir: Where rendered training episodes are cached.
         progress: Show a progress bar.
     """
@@ -75,6 +113,9 @@ class DetrTrainConfig:
     out: str = "runs/detr"
     data: str = "emoji"
     data_root: str | None = None
+    train_json: str | None = None
+    val_json: str | None = None
+    unseen_classes: tuple[str, ...] | None = None
     model: DetrModelConfig = field(default_factory=DetrModelConfig)
     epochs: int = 8
     train_episodes: int = 3000
@@ -97,7 +138,12 @@ class DetrTrainConfig:
     max_minutes: float | None = None
     threads: int = 1
     seed: int = 0
-    resume: bool = False
+    resume: str | None = None
+    init_weights: str | None = None
+    checkpoint_every: int = 100
+    precision: str = "32"
+    device: str = "auto"
+    pretrain_steps: int = 0
     cache_dir: str = "runs/cache"
     progress: bool = True
 
@@ -129,7 +175,7 @@ def load_train_cache(episodes: int, scale: float, cache_dir: str | Path) -> dict
         "labels": torch.stack([F.pad(lab, (0, width - len(lab)), value=-1) for lab in labels]),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # ranks of several machines may share the folder
     torch.save(cache, tmp)
     tmp.replace(path)
     return cache
@@ -183,25 +229,52 @@ def _batches(
     epoch: int,
     generator: torch.Generator,
     cache: dict[str, Tensor] | None,
+    *,
+    skip: int = 0,
+    generator_state: Tensor | None = None,
+    context: DistributedContext | None = None,
 ):
-    """The epoch's batches as (targets, padding, queries, ground truth), lazily."""
+    """This process's slice of each of the epoch's global batches, as (targets, padding, queries,
+    ground truth), lazily, from global batch ``skip`` on.
+
+    Every rank walks the same seeded order and draws the same crops; rank r keeps rows
+    ``shard_bounds(B, r, W)`` of each global batch of B, so the global batch is the one-process
+    batch. A final batch smaller than the number of ranks is dropped by every rank. A resumed epoch
+    redraws its order, then sets the generator to ``generator_state`` (saved after batch
+    ``skip``) and starts at batch ``skip``.
+    """
+    context = context or DistributedContext()
+    rank, world = context.rank, context.world_size
     if cache is not None:
         order = torch.randperm(len(cache["targets"]), generator=generator)
-        for indices in order.split(config.batch_size):
+        if generator_state is not None:
+            generator.set_state(generator_state)
+        for indices in order.split(config.batch_size)[skip:]:
+            if len(indices) < world:
+                return
             targets, queries, truth = make_batch(cache, indices, config.crop_queries, generator)
-            yield targets, None, queries, truth
+            start, stop = shard_bounds(len(indices), rank=rank, world_size=world)
+            yield targets[start:stop], None, queries[start:stop], truth[start:stop]
         return
     import numpy as np
 
     from .pairs import PairBatcher, load_real_data, training_pairs
 
-    if config.data_root is None:
-        raise ValueError(f"--data {config.data} needs --data-root")
-    dataset, split = load_real_data(config.data, config.data_root, train=True)
+    dataset, split = load_real_data(
+        config.data,
+        config.data_root,
+        train=True,
+        annotation_file=config.train_json,
+        unseen=config.unseen_classes,
+    )
     pairs = training_pairs(dataset, split, np.random.default_rng([config.seed, epoch]))
     batcher = PairBatcher(config.max_size, config.query_size, stride=model.backbone.stride)
-    for start in range(0, len(pairs), config.batch_size):
-        targets, padding, queries, truth, _ = batcher(pairs[start : start + config.batch_size])
+    for first in range(skip * config.batch_size, len(pairs), config.batch_size):
+        chunk = pairs[first : first + config.batch_size]
+        if len(chunk) < world:
+            return
+        start, stop = shard_bounds(len(chunk), rank=rank, world_size=world)
+        targets, padding, queries, truth, _ = batcher(chunk[start:stop])  # padded per rank
         yield targets, padding, queries, truth
 
 
@@ -211,23 +284,103 @@ def _num_batches(config: DetrTrainConfig) -> int | None:
     return None
 
 
+def _real_val_set(config: DetrTrainConfig) -> tuple:
+    """The first ``eval_episodes`` images of ``val_json`` and the class split."""
+    from .data import DetectionDataset
+    from .pairs import load_real_data
+
+    dataset, split = load_real_data(
+        config.data,
+        config.data_root,
+        train=False,
+        annotation_file=config.val_json,
+        unseen=config.unseen_classes,
+    )
+    images = dataset.images[: config.eval_episodes]
+    return DetectionDataset(dataset.name, dataset.classes, images), split
+
+
+def _validate(model: IADETR, val: object, config: DetrTrainConfig) -> dict:
+    """The emoji protocol, or AP50 of one query draw on the real validation set's unseen
+    classes (with the wrong-query control and the chance floor)."""
+    if config.data == "emoji":
+        return evaluate(model, val, scale=config.scale)
+    from .pairs import PairBatcher, evaluate_pairs
+
+    batcher = PairBatcher(config.max_size, config.query_size, stride=model.backbone.stride)
+    dataset, split = val  # from _real_val_set
+    return evaluate_pairs(model, dataset, split, draws=1, seed=config.seed, batcher=batcher)
+
+
+def _load_pretrained_backbone(
+    model: IADETR,
+    cache: dict[str, Tensor] | None,
+    config: DetrTrainConfig,
+    run_dir: RunDir | None,
+) -> None:
+    """Start the backbone from the cached sprite-classification stage (:mod:`.pretrain`)."""
+    if cache is None or config.model.backbone != "small":
+        raise ValueError(
+            f"pretrain_steps > 0 needs --data emoji and the small backbone, got data "
+            f"{config.data!r} and backbone {config.model.backbone!r}"
+        )
+    settings = PretrainConfig(dim=config.model.dim, steps=config.pretrain_steps, seed=config.seed)
+    state, report = pretrained_backbone(
+        cache, settings, scale=config.scale, cache_dir=config.cache_dir, progress=config.progress
+    )
+    model.backbone.load_state_dict(state)
+    if run_dir is not None:  # rank 0 only
+        run_dir.write_json("pretrain.json", report)
+
+
 def run(config: DetrTrainConfig) -> dict:
-    """Train one model; return the final validation results (also in ``results.json``)."""
+    """Train one model; return the final validation results (also in ``results.json``).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: it joins the process group,
+    trains its slice of each global batch in DDP and returns rank 0's results on every rank.
+    """
     if config.data not in ("emoji", "voc", "coco"):
         raise ValueError(f"unknown data {config.data!r}; choose emoji, voc or coco")
+    check_precision(config.precision)
+    if config.checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {config.checkpoint_every}")
+    if config.resume is not None and config.init_weights is not None:
+        raise ValueError("give resume (which restores the weights) or init_weights, not both")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
+    device = resolve_device(config.device, context_from_env())
+    context = init_distributed(device_type=device.type)
+    try:
+        return _train(config, context, device)
+    finally:
+        shutdown_distributed(context)
+
+
+def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> dict:
+    """The training of :func:`run` in one process of ``context``."""
+    if config.batch_size < context.world_size:
+        raise ValueError(
+            f"batch_size {config.batch_size} is the global batch; it must be at least the "
+            f"number of processes, {context.world_size}"
+        )
     started = time.monotonic()
-    run_dir = RunDir(config.out)
-    run_dir.write_config(asdict(config))
+    run_dir = RunDir(config.out) if context.is_main else None
+    if run_dir is not None:
+        run_dir.write_config(asdict(config))
+    source = resume_source(config.resume, config.out)
     torch.manual_seed(config.seed)
     model = IADETR(config.model, seed=config.seed)
+    if config.init_weights is not None:
+        load_model_weights(model, config.init_weights)
+    model.to(device)
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     optimizer = torch.optim.AdamW(
         [{"params": rest, "lr": config.lr}, {"params": backbone, "lr": config.lr_backbone}],
         weight_decay=config.weight_decay,
     )
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    scaler = grad_scaler(config.precision, device)
     criterion = SetCriterion(
         HungarianMatcher(),
         weight_class=config.weight_class,
@@ -236,68 +389,142 @@ def run(config: DetrTrainConfig) -> dict:
     )
     val, cache = None, None
     if config.data == "emoji":
-        cache = load_train_cache(config.train_episodes, config.scale, config.cache_dir)
-        val = build_eval_set("val", config.eval_episodes, draws=1, seed=config.seed)
-    checkpoint = Path(config.out) / "checkpoint.pt"
-    start_epoch, step = 0, 0
-    if config.resume and checkpoint.exists():
-        state = load_checkpoint(checkpoint, model, optimizer, restore_random=True)
-        start_epoch, step = state["epoch"], state["step"]
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
+        with local_main_first(context):  # one process per machine renders the cache
+            cache = load_train_cache(config.train_episodes, config.scale, config.cache_dir)
+        if context.is_main:
+            val = build_eval_set("val", config.eval_episodes, draws=1, seed=config.seed)
+    if config.pretrain_steps > 0 and source is None and config.init_weights is None:
+        with local_main_first(context):
+            _load_pretrained_backbone(model, cache, config, run_dir)
+    if config.val_json is not None and context.is_main:
+        val = _real_val_set(config)
+    generator = torch.Generator()  # the data order and crops; reseeded every epoch
+    start_epoch, step, skip, progress, generator_state = 0, 0, 0, {}, None
+    if source is not None:
+        state = load_checkpoint(source, model, optimizer, scaler=scaler, restore_random=True)
+        start_epoch, step, skip = state["epoch"], state["step"], state.get("batch", 0)
+        generator_state = state.get("generators", {}).get("data_order")
+        progress = state["extra"].get("progress", {})
+        started -= 60.0 * progress.get("minutes", 0.0)
+        if run_dir is not None:  # keep the rows up to the checkpoint, drop any written after it
+            rows = RunDir(source.parent).read_metrics()
+            run_dir.rewrite_metrics([row for row in rows if row.get("epoch", 0) <= start_epoch])
+    ddp_model = wrap_model(model, context, device)
+    checkpoint = Path(config.out) / CHECKPOINT_NAME
+    extra = {
+        "model_config": asdict(config.model),
+        "scale": config.scale,
+        "data": config.data,
+        "max_size": config.max_size,
+        "query_size": config.query_size,
+    }
+    skipped = int(progress.get("skipped_steps", 0))
     results: dict = {}
     for epoch in range(start_epoch, config.epochs):
-        model.train()
-        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        sums: dict[str, float] = {}
+        ddp_model.train()
+        generator.manual_seed(config.seed * 1000 + epoch)
+        first = skip if epoch == start_epoch else 0
+        sums: dict[str, float] = dict(progress.get("sums", {})) if first else {}
+        count = int(progress.get("count", 0)) if first else 0
+        batches = _batches(
+            config,
+            model,
+            epoch,
+            generator,
+            cache,
+            skip=first,
+            generator_state=generator_state if first else None,
+            context=context,
+        )
         bar = tqdm(
-            _batches(config, model, epoch, generator, cache),
+            batches,
             total=_num_batches(config),
+            initial=first,
             desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not config.progress,
+            disable=not (config.progress and context.is_main),
             mininterval=5,
         )
-        count = 0
-        for targets, padding, queries, truth in bar:
+        for batch_index, batch in enumerate(bar, start=first):
             factor = _step_factor(step, epoch, config)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
-            output = model(targets, queries, padding)
-            losses = criterion(output.logits, output.boxes, truth)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            step, count = step + 1, count + 1
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.3f}")
+            result = train_step(
+                ddp_model,
+                criterion,
+                optimizer,
+                scaler,
+                batch,
+                clip=config.clip,
+                precision=config.precision,
+                device=device,
+            )
+            step += 1
+            if result.stepped:
+                count += 1
+                for key, value in result.losses.items():
+                    sums[key] = sums.get(key, 0.0) + value
+            else:
+                skipped += 1
+            bar.set_postfix(loss=f"{result.losses['loss']:.3f}", skipped=skipped)
+            due = config.checkpoint_every > 0 and step % config.checkpoint_every == 0
+            if due and run_dir is not None:  # mid-epoch: a kill loses at most this many steps
+                minutes = (time.monotonic() - started) / 60
+                save_checkpoint(
+                    checkpoint,
+                    model,
+                    optimizer,
+                    scaler=scaler,
+                    epoch=epoch,
+                    step=step,
+                    batch=batch_index + 1,
+                    generators={"data_order": generator},
+                    extra={
+                        **extra,
+                        "progress": {
+                            "sums": sums,
+                            "count": count,
+                            "skipped_steps": skipped,
+                            "minutes": minutes,
+                        },
+                    },
+                )
         row = {k: v / max(1, count) for k, v in sums.items()}
-        row.update(epoch=epoch + 1, step=step, minutes=(time.monotonic() - started) / 60)
-        over_time = config.max_minutes is not None and row["minutes"] >= config.max_minutes
+        row.update(
+            epoch=epoch + 1,
+            step=step,
+            skipped_steps=skipped,
+            minutes=(time.monotonic() - started) / 60,
+        )
+        # Every rank must take rank 0's decision, or some would wait in a collective for ever.
+        limit = config.max_minutes
+        over_time = bool(broadcast_object(limit is not None and row["minutes"] >= limit))
         last = epoch + 1 == config.epochs or over_time
         if val is not None and ((epoch + 1) % config.eval_every == 0 or last):
-            results = evaluate(model, val, scale=config.scale)
+            results = _validate(model, val, config)
             row.update(
                 val_ap50=results["ap50"]["mean"],
                 val_wrong=results["wrong_query"]["mean"],
                 val_chance=results["chance_floor"],
             )
-        run_dir.log_metrics(row)
-        save_checkpoint(
-            checkpoint,
-            model,
-            optimizer,
-            epoch=epoch + 1,
-            step=step,
-            extra={
-                "model_config": asdict(config.model),
-                "scale": config.scale,
-                "data": config.data,
-            },
-        )
+        if run_dir is not None:
+            run_dir.log_metrics(row)
+            save_checkpoint(
+                checkpoint,
+                model,
+                optimizer,
+                scaler=scaler,
+                epoch=epoch + 1,
+                step=step,
+                extra={
+                    **extra,
+                    "progress": {"skipped_steps": skipped, "minutes": row["minutes"]},
+                },
+            )
         if over_time:
             break
     results["minutes"] = (time.monotonic() - started) / 60
     results["steps"] = step
-    run_dir.write_results(results)
-    return results
+    results["skipped_steps"] = skipped
+    if run_dir is not None:
+        run_dir.write_results(results)
+    return broadcast_object(results)

@@ -1,4 +1,6 @@
-"""Training checkpoints: model, optimizer, scheduler, RNG states and progress in one plain dict.
+"""Training checkpoints: model, optimizer, scheduler, gradient scaler, RNG states (the global ones
+and named data-order generators) and progress (epoch, step, batch within the epoch) in one plain
+dict.
 
 Files are written atomically (temporary file + rename, :func:`atomic_write_bytes`) and hold only
 tensors, numbers, strings, lists and dicts, so ``torch.load(path, weights_only=True)`` reads them.
@@ -65,22 +67,42 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     *,
+    scaler: torch.amp.GradScaler | None = None,
     epoch: int = 0,
     step: int = 0,
+    batch: int = 0,
+    generators: dict[str, torch.Generator] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically; ``extra`` must hold plain data (config dicts, metrics)."""
+    """Write a checkpoint atomically.
+
+    Args:
+        path: Destination file.
+        model: Its ``state_dict`` is saved (pass the module inside a DDP wrapper).
+        optimizer: Saved when given.
+        scheduler: Saved when given.
+        scaler: Saved when given and enabled (fp16).
+        epoch: Completed epochs.
+        step: Optimizer steps (batches) so far.
+        batch: Batches already done of epoch ``epoch`` (0 at an epoch boundary).
+        generators: Named generators (e.g. the data order) whose states are saved.
+        extra: Plain data (config dicts, metrics, running sums).
+    """
     state: dict[str, Any] = {
         "model": model.state_dict(),
         "epoch": int(epoch),
         "step": int(step),
+        "batch": int(batch),
         "rng": capture_rng(),
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
         "extra": extra or {},
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
@@ -92,10 +114,17 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     *,
+    scaler: torch.amp.GradScaler | None = None,
+    generators: dict[str, torch.Generator] | None = None,
     restore_random: bool = False,
     map_location: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Read a checkpoint (``weights_only=True``) and load whatever objects are given into it."""
+    """Read a checkpoint (``weights_only=True``) and load whatever objects are given into it.
+
+    A scaler is restored only when it is enabled and the checkpoint holds its state (a run that
+    switches precision starts a fresh scale); a generator only when its name was saved.
+    ``restore_random`` restores the global RNG states.
+    """
     state = torch.load(Path(path), map_location=map_location, weights_only=True)
     if model is not None:
         model.load_state_dict(state["model"])
@@ -103,6 +132,12 @@ def load_checkpoint(
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and "scheduler" in state:
         scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    saved = state.get("generators", {})
+    for name, generator in (generators or {}).items():
+        if name in saved:
+            generator.set_state(saved[name])
     if restore_random:
         restore_rng(state["rng"])
     return state

@@ -121,6 +121,12 @@ class RunDir:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> Path:
+        """Replace ``metrics.jsonl`` by ``rows`` atomically (a resumed run drops the rows written
+        after its checkpoint, or copies another run's rows)."""
+        lines = "".join(json.dumps(to_jsonable(row), allow_nan=False) + "\n" for row in rows)
+        return atomic_write_text(self.metrics_path, lines)
+
     def read_metrics(self) -> list[dict[str, Any]]:
         """All rows of ``metrics.jsonl`` (empty if the file does not exist)."""
         return read_jsonl(self.metrics_path) if self.metrics_path.exists() else []
