@@ -142,8 +142,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="RUN_DIR",
         help="continue RUN_DIR's run (its checkpoint.pt, or a checkpoint file) exactly where it "
-        "stopped, mid-epoch included; pass the same recipe flags (--epochs may grow). With "
-        "OUT = RUN_DIR and no checkpoint yet, start fresh (relaunch-safe)",
+        "stopped, mid-epoch included; pass the same recipe flags (--epochs may grow). OUT "
+        "defaults to RUN_DIR; with --out RUN_DIR given and no checkpoint yet, start fresh "
+        "(relaunch-safe)",
     )
     start.add_argument(
         "--init-weights",

@@ -364,10 +364,10 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             f"number of processes, {context.world_size}"
         )
     started = time.monotonic()
+    source = resume_source(config.resume, config.out)  # fail before writing anything
     run_dir = RunDir(config.out) if context.is_main else None
     if run_dir is not None:
         run_dir.write_config(asdict(config))
-    source = resume_source(config.resume, config.out)
     torch.manual_seed(config.seed)
     model = IADETR(config.model, seed=config.seed)
     if config.init_weights is not None:

@@ -2,9 +2,9 @@
 
 Drawn from ``figure7.json`` (written by the detection part of ``ia reproduce``) and the episode's
 PNG images beside it. One row per detector; for one unseen target, the columns are: the right
-query, the target with the boxes of the top-k object queries (green, labelled rank:query index,
-ground truth dashed white), every object query's score as a grid, then the same three with a
-wrong-class query (red). The paper (Appendix B.2.1) reshapes its per-query ranking into a matrix
+query, the target with the boxes of the top-k object queries (green, labelled by rank; ground
+truth dashed white), every object query's score as a grid (ranks marked), then the same three
+with a wrong-class query (red). The paper (Appendix B.2.1) reshapes its per-query ranking into a matrix
 in the same way; a detector that matches lights up different object queries, or none, when the
 query is wrong. Matplotlib only (Agg canvas), never torch.
 """
@@ -36,7 +36,7 @@ def _boxes(
     for rank, index in enumerate(np.argsort(scores)[::-1][:top_k]):
         x1, y1, x2, y2 = drawn["boxes"][index]
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=color, lw=1.5))
-        ax.text(x1 + 2, y1 + 9, f"{rank + 1}:q{index} {scores[index]:.2f}", color=color, fontsize=6)
+        ax.text(x1 + 2, y1 + 12, str(rank + 1), color=color, fontsize=8, fontweight="bold")
 
 
 def _grid(ax: Any, scores: list[float], shape: tuple[int, int], top_k: int, vmax: float) -> Any:

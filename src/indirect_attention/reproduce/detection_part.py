@@ -65,6 +65,7 @@ def query_ranking(
         eval_set.targets (E, 3, H, W) -> scores (E, Q), boxes (E, Q, 4).
     """
     model.eval()
+    device = next(model.parameters()).device  # follow the model
     height, width = eval_set.targets.shape[-2:]
     pixels = torch.tensor([width, height, width, height], dtype=torch.float32)
     out: dict[str, dict[str, list]] = {}
@@ -73,11 +74,11 @@ def query_ranking(
         for start in range(0, len(eval_set.categories), batch_size):
             stop = min(start + batch_size, len(eval_set.categories))
             output = model(
-                prepare_images(eval_set.targets[start:stop], scale),
-                prepare_images(queries[start:stop], scale),
+                prepare_images(eval_set.targets[start:stop], scale).to(device),
+                prepare_images(queries[start:stop], scale).to(device),
             )
-            scores.append(output.logits[-1].sigmoid().float())  # (b, Q)
-            xyxy = box_convert(output.boxes[-1].float(), "cxcywh", "xyxy")  # (b, Q, 4)
+            scores.append(output.logits[-1].sigmoid().float().cpu())  # (b, Q)
+            xyxy = box_convert(output.boxes[-1].float().cpu(), "cxcywh", "xyxy")  # (b, Q, 4)
             boxes.append(xyxy * pixels)
         out[name] = {"scores": torch.cat(scores).tolist(), "boxes": torch.cat(boxes).tolist()}
     return out

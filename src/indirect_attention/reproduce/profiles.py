@@ -10,8 +10,10 @@ measured times):
 
 * ``quick`` (under 10 min): every part runs, at sizes that only show the pipeline works.
 * ``default`` (under 60 min): theory at full precision, 3 seeds × 20 epochs of the three synthetic
-  models (ablations on one seed), one seed of each detector with about 8 min of training
-  (``max_minutes`` 6: training stops after the epoch that crosses it), the benchmarks.
+  models (ablations on one seed), one seed of each detector with about 5 min of training
+  (``max_minutes`` 4.5: training stops after the epoch that crosses it, 2 epochs of 3000 episodes
+  at about 2.5 min each), the benchmarks. Estimated from the quick run's per-epoch times: about
+  25 min synthetic, 22 min detection, 5 min theory and benchmarks.
 * ``full``: the closest to the paper's scale a CPU allows: 3 seeds everywhere, 60 synthetic
   epochs, the detector's full default recipe for 3 seeds (hours).
 """
@@ -89,7 +91,7 @@ PROFILES: dict[str, ProfileSettings] = {
         bench_train={"repeats": 2},
     ),
     "default": ProfileSettings(
-        detection_train={"max_minutes": 6.0},
+        detection_train={"max_minutes": 4.5},
         bench_train={"repeats": 3},
     ),
     "full": ProfileSettings(
