@@ -43,7 +43,13 @@ TINY = reproduce.ProfileSettings(
         "model": ModelConfig(dim=32, num_heads=2, num_layers=2, ffn_dim=64),
     },
     detection_seeds=1,
-    detection_train={"epochs": 1, "train_episodes": 8, "batch_size": 4, "eval_episodes": 4},
+    detection_train={
+        "epochs": 1,
+        "train_episodes": 8,
+        "batch_size": 4,
+        "eval_episodes": 4,
+        "pretrain_steps": 0,  # the stage itself is tested in tests/detection/test_detr_pretrain.py
+    },
     detection_episodes=4,
     detection_draws=1,
     ranking_episodes=2,

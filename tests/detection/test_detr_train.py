@@ -84,7 +84,7 @@ def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
 def test_cli_train_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     common = ["--epochs", "1", "--train-episodes", "2", "--batch-size", "2", "--dim", "32"]
-    common += ["--layers", "1", "--queries", "4", "--eval-episodes", "2"]
+    common += ["--layers", "1", "--queries", "4", "--eval-episodes", "2", "--pretrain-steps", "0"]
     common += ["--cache-dir", str(tmp_path / "cache")]
     assert main(["detr", "train", "--model", "misaligned", "--out", str(out), *common]) == 0
     code = main(

@@ -59,22 +59,28 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--object-queries",
         choices=("learned", "anchors"),
-        default="learned",
-        help="learned: DETR queries; anchors: q_i = e_i + target feature at an anchor cell "
-        "(paper Definition 1); --queries must then be a square",
+        default="anchors",
+        help="anchors: q_i = e_i + target feature at an anchor cell (paper Definition 1); "
+        "--queries must then be a square; learned: DETR's learned queries",
     )
     parser.add_argument(
         "--pretrain-steps",
         type=int,
-        default=0,
-        help="steps of the cached sprite-classification pre-training of the backbone (emoji)",
+        default=None,
+        help="steps of the cached sprite-classification pre-training of the backbone "
+        "(emoji only; default 2000 for emoji, 0 otherwise)",
     )
     parser.add_argument(
-        "--lr-backbone", type=float, default=None, help="backbone learning rate (default: --lr)"
+        "--lr-backbone",
+        type=float,
+        default=None,
+        help="backbone learning rate (default: --lr / 10 for a pre-trained backbone, else --lr)",
     )
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--queries", type=int, default=30, help="object queries")
+    parser.add_argument(
+        "--queries", type=int, default=None, help="object queries (default 64 emoji, 100 real data)"
+    )
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=200)
     parser.add_argument("--max-minutes", type=float, default=None)
@@ -182,6 +188,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--seeds", type=int, default=3)
     table.add_argument("--episodes", type=int, default=500, help="evaluation episodes per split")
     table.add_argument("--draws", type=int, default=5)
+    table.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
     _add_recipe(table)
     _add_runtime(table)
     table.set_defaults(func=_table1)
@@ -208,6 +215,12 @@ def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
     from ..detection.model import DetrModelConfig
     from ..detection.train import DetrTrainConfig
 
+    emoji = args.data == "emoji"
+    pretrain = (2000 if emoji else 0) if args.pretrain_steps is None else args.pretrain_steps
+    lr_backbone = args.lr_backbone
+    if lr_backbone is None:
+        lr_backbone = args.lr / 10 if pretrain > 0 or args.backbone_weights else args.lr
+    queries = args.queries if args.queries is not None else (64 if emoji else 100)
     return DetrTrainConfig(
         out=out,
         data=args.data,
@@ -221,7 +234,7 @@ def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
             backbone_weights=args.backbone_weights,
             dim=args.dim,
             layers=args.layers,
-            num_queries=args.queries,
+            num_queries=queries,
             query_mode=args.query_mode,
             fused_bias=args.fused_bias,
             bias_unit=args.bias_unit,
@@ -231,8 +244,8 @@ def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
         train_episodes=args.train_episodes,
         batch_size=args.batch_size,
         lr=args.lr,
-        lr_backbone=args.lr if args.lr_backbone is None else args.lr_backbone,
-        pretrain_steps=args.pretrain_steps,
+        lr_backbone=lr_backbone,
+        pretrain_steps=pretrain,
         warmup_steps=args.warmup_steps,
         lr_drop=args.lr_drop,
         clip=args.clip,
@@ -351,7 +364,12 @@ def _table1(args: argparse.Namespace) -> int:
     recipe = _train_config(args, out=args.out, model="ia", seed=0)
     table = run(
         Table1Config(
-            out=args.out, seeds=args.seeds, train=recipe, episodes=args.episodes, draws=args.draws
+            out=args.out,
+            seeds=args.seeds,
+            train=recipe,
+            episodes=args.episodes,
+            draws=args.draws,
+            jobs=args.jobs,
         )
     )
     print(f"wrote {args.out}/results.json and {args.out}/table1.md ({len(table['models'])} models)")

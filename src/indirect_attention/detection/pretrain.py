@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -188,7 +189,7 @@ def pretrained_backbone(
             torch.manual_seed(config.seed)
             state, report = _pretrain(cache, config, scale=scale, progress=progress)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs side by side may race here
         torch.save({"backbone": state, "report": json.dumps(report)}, tmp)
         tmp.replace(path)
     saved = torch.load(path, weights_only=True)

@@ -10,6 +10,7 @@ Finished runs (with a ``results.json``) are reused, so an interrupted table resu
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,10 +19,10 @@ import numpy as np
 from ..training import RunDir, atomic_write_text
 from .decoder import VARIANTS
 from .evaluate import evaluate_checkpoint
-from .train import DetrTrainConfig
+from .train import DetrTrainConfig, emoji_recipe
 from .train import run as train
 
-__all__ = ["Table1Config", "run"]
+__all__ = ["Table1Config", "run", "score_run"]
 
 
 @dataclass
@@ -36,14 +37,16 @@ class Table1Config:
             per run).
         episodes: Evaluation episodes per split.
         draws: Query draws of the protocol.
+        jobs: Worker processes that train runs side by side (1: one after the other).
     """
 
     out: str = "runs/table1"
     seeds: int = 3
     variants: tuple[str, ...] = VARIANTS
-    train: DetrTrainConfig = field(default_factory=DetrTrainConfig)
+    train: DetrTrainConfig = field(default_factory=emoji_recipe)
     episodes: int = 500
     draws: int = 5
+    jobs: int = 1
 
 
 def _summary(values: list[float]) -> dict:
@@ -75,30 +78,49 @@ def _markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def score_run(config: Table1Config, variant: str, seed: int) -> dict:
+    """Train one model and seed (resuming a stopped run) and score it on both splits; a run
+    with a ``results.json`` that holds the scores is reused as it is."""
+    out = Path(config.out) / f"{variant}-s{seed}"
+    done = RunDir(out).read_results()
+    if done and "seen" in done and "unseen" in done:
+        return done
+    model = replace(config.train.model, variant=variant)
+    recipe = replace(config.train, out=str(out), seed=seed, model=model, resume=str(out))
+    train(recipe)
+    done = {}
+    for split in ("seen", "unseen"):
+        done[split] = evaluate_checkpoint(
+            out / "checkpoint.pt", split, episodes=config.episodes, draws=config.draws
+        )
+    RunDir(out).write_json("eval.json", done)
+    results = RunDir(out).read_results() or {}
+    RunDir(out).write_results({**results, **done})
+    return done
+
+
+def _score_job(job: tuple[Table1Config, str, int]) -> None:
+    score_run(*job)
+
+
 def run(config: Table1Config) -> dict:
-    """Train and evaluate every model and seed; write ``results.json`` and ``table1.md``."""
+    """Train and evaluate every model and seed; write ``results.json`` and ``table1.md``.
+
+    With ``jobs > 1`` the runs go to that many worker processes first (each with the recipe's
+    thread count); the table is then assembled from their run directories.
+    """
     root = Path(config.out)
+    runs = [(variant, seed) for variant in config.variants for seed in range(config.seeds)]
+    if config.jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(config.jobs) as pool:
+            pool.map(_score_job, [(config, v, s) for v, s in runs], chunksize=1)
     table: dict = {"models": {}, "chance_floor": {}, "seeds": config.seeds}
     table.update(episodes=config.episodes, draws=config.draws)
     for variant in config.variants:
         scores: dict = {"seen": {}, "unseen": {}}
         for seed in range(config.seeds):
-            out = root / f"{variant}-s{seed}"
-            done = RunDir(out).read_results()
-            if not done or "seen" not in done:
-                model = replace(config.train.model, variant=variant)
-                recipe = replace(
-                    config.train, out=str(out), seed=seed, model=model, resume=str(out)
-                )
-                train(recipe)
-                done = {}
-                for split in ("seen", "unseen"):
-                    done[split] = evaluate_checkpoint(
-                        out / "checkpoint.pt", split, episodes=config.episodes, draws=config.draws
-                    )
-                RunDir(out).write_json("eval.json", done)
-                results = RunDir(out).read_results() or {}
-                RunDir(out).write_results({**results, **done})
+            done = score_run(config, variant, seed)
             for split in ("seen", "unseen"):
                 for key in ("ap50", "wrong_query"):
                     scores[split].setdefault(key, []).append(done[split][key]["mean"])

@@ -1,7 +1,7 @@
 """The detection part of ``ia reproduce``: the Table 1 analogue and a Figure 7-style picture (§6.2).
 
 Trains ``ia``, ``double-cross`` and ``misaligned`` on the embedded emoji benchmark through
-:func:`indirect_attention.detection.table1.run`. The recipe is the default ``DetrTrainConfig``
+:func:`indirect_attention.detection.table1.run`. The recipe is ``emoji_recipe()``
 with only the profile's budget fields replaced (``max_minutes``, ``epochs``, ``train_episodes``,
 ...), so improvements to the recipe's defaults reach the reproduction unchanged. Then, for one
 seed of each detector, every object query's score is recorded on unseen episodes with the right
@@ -25,7 +25,7 @@ from ..detection.evaluate import EvalSet, build_eval_set, load_model, prepare_im
 from ..detection.model import IADETR
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
-from ..detection.train import DetrTrainConfig
+from ..detection.train import emoji_recipe
 from ..plots.figure7 import draw_figure7
 from ..training import RunDir
 from .config import ReproduceConfig
@@ -132,7 +132,7 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     settings = config.settings
     if settings is None:
         raise ValueError("config.settings is None: run parts through reproduce.run()")
-    base = DetrTrainConfig()
+    base = emoji_recipe()
     train = replace(
         base,
         model=replace(base.model, **settings.detection_model),
@@ -148,6 +148,7 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
         train=train,
         episodes=settings.detection_episodes,
         draws=settings.detection_draws,
+        jobs=settings.detection_jobs,
     )
     run_dir.write_config(asdict(table_config))
     table = run_table1(table_config)
