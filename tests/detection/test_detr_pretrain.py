@@ -14,7 +14,7 @@ from indirect_attention.detection.pretrain import (
     pretrained_backbone,
     random_crops,
 )
-from indirect_attention.detection.train import load_train_cache
+from indirect_attention.detection.train_data import load_train_cache
 
 
 def test_random_crops_without_jitter_are_the_square_around_the_box() -> None:

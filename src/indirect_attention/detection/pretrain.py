@@ -176,7 +176,7 @@ def pretrained_backbone(
     """The pre-trained backbone ``state_dict`` and its report, trained once and then cached.
 
     Args:
-        cache: The cached training episodes (:func:`~.train.load_train_cache`).
+        cache: The cached training episodes (:func:`~.train_data.load_train_cache`).
         config: Settings of the stage.
         scale: Resize factor of the cached episodes (for the matching check).
         cache_dir: Where the result is cached.
