@@ -73,3 +73,4 @@ def test_bench_train_records_ratios_against_the_baseline(tmp_path):
     assert [r["model"] for r in rows] == ["double-cross", "ia"]
     assert rows[0]["vs_double_cross"] == 1.0
     assert rows[1]["vs_double_cross"] == pytest.approx(rows[1]["median_ms"] / rows[0]["median_ms"])
+    assert all(isinstance(r["peak_mib"], float) and r["peak_mib"] >= 0 for r in rows)

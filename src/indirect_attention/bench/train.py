@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -20,7 +22,13 @@ from ..core import CrossAttentionFusion, IndirectDecoder, ReferenceUpdate
 from ..detection.box_bias import BoxRelativeBias
 from ..tasks import retrieval, sorting
 from ..training import RunDir
-from .measure import machine_info, time_call
+from .measure import (
+    machine_info,
+    peak_memory_mib,
+    reset_peak_memory,
+    run_in_subprocess,
+    time_call,
+)
 
 __all__ = ["TrainBenchConfig", "run"]
 
@@ -138,30 +146,44 @@ class _Indirect(nn.Module):
         )
 
 
-def _detector(config: TrainBenchConfig) -> list[dict]:
+def _detector_model(config: TrainBenchConfig, name: str) -> dict:
+    """Step time and peak resident memory of one detector decoder (run alone in its process)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
     dim, heads = 256, 8
     generator = torch.Generator().manual_seed(config.seed)
     batch, tokens = config.detector_batch, config.size * config.size
-    queries = torch.randn(batch, config.queries, dim, generator=generator)
-    query_tokens = torch.randn(batch, tokens, dim, generator=generator)
-    target_tokens = torch.randn(batch, tokens, dim, generator=generator)
-    boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1
+    queries = torch.randn(batch, config.queries, dim, generator=generator)  # (B, Q, D)
+    query_tokens = torch.randn(batch, tokens, dim, generator=generator)  # (B, N, D)
+    target_tokens = torch.randn(batch, tokens, dim, generator=generator)  # (B, N, D)
+    boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1  # (B, Q, 4)
+    torch.manual_seed(config.seed)
+    model = (
+        _DoubleCross(dim, heads) if name == "double-cross" else _Indirect(dim, heads, config.size)
+    )
+    model.train()
+
+    def loss() -> Tensor:
+        out = model(queries, query_tokens, target_tokens, boxes)
+        return out.outputs.square().mean() + out.references.square().mean()
+
+    baseline = reset_peak_memory()  # weights and inputs are not counted
+    measured = time_call(_step_timer(model, loss), repeats=config.repeats)
+    return {**measured, "peak_mib": peak_memory_mib(baseline)}
+
+
+def _detector(config: TrainBenchConfig) -> list[dict]:
+    """Both decoders, each in a fresh process so that its peak memory is its own."""
     rows, measured = [], {}
-    for name, builder in (
-        ("double-cross", lambda: _DoubleCross(dim, heads)),
-        ("ia", lambda: _Indirect(dim, heads, config.size)),
-    ):
-        torch.manual_seed(config.seed)
-        model = builder().train()
-
-        def loss(model: nn.Module = model) -> Tensor:
-            out = model(queries, query_tokens, target_tokens, boxes)
-            return out.outputs.square().mean() + out.references.square().mean()
-
-        measured[name] = time_call(_step_timer(model, loss), repeats=config.repeats)
+    for name in ("double-cross", "ia"):
+        arguments = [name, json.dumps(asdict(config))]
+        measured[name] = run_in_subprocess("indirect_attention.bench.train", arguments)
         row = {"part": "detector", "model": name, "queries": config.queries, "size": config.size}
         row.update(measured[name])
         row["vs_double_cross"] = measured[name]["median_ms"] / measured["double-cross"]["median_ms"]
+        row["memory_vs_double_cross"] = measured[name]["peak_mib"] / max(
+            measured["double-cross"]["peak_mib"], 1e-9
+        )
         rows.append(row)
     return rows
 
@@ -185,9 +207,10 @@ def run(config: TrainBenchConfig) -> dict:
         label = row.get("task", f"Q={row.get('queries')}, S={row.get('size')}")
         ratio = row.get("vs_cross", row.get("vs_double_cross"))
         baseline = "cross" if "vs_cross" in row else "double-cross"
+        memory = f"  peak +{row['peak_mib']:.0f} MiB" if "peak_mib" in row else ""
         print(
             f"{row['part']:<10} {label:<18} {row['model']:<14} {row['median_ms']:>9.1f} ms/step "
-            f"{ratio:>6.2f}× {baseline}"
+            f"{ratio:>6.2f}× {baseline}{memory}"
         )
     results = {
         "machine": machine_info(),
@@ -195,3 +218,8 @@ def run(config: TrainBenchConfig) -> dict:
     }
     run_dir.write_results(results)
     return results
+
+
+if __name__ == "__main__":  # worker of _detector: python -m ... NAME CONFIG_JSON
+    _name, _settings = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(_detector_model(TrainBenchConfig(**_settings), _name)))

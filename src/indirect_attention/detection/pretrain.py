@@ -231,7 +231,7 @@ def _pretrain(
         if step >= config.steps - 100:  # training accuracy over the last 100 steps
             correct += int((logits.argmax(dim=1) == target).sum())
             seen_count += len(target)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
     model.eval()
     report = {
         "config": asdict(config),

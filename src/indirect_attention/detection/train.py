@@ -331,7 +331,7 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
                     sums[key] = sums.get(key, 0.0) + value
             else:
                 skipped += 1
-            bar.set_postfix(loss=f"{result.losses['loss']:.3f}", skipped=skipped)
+            bar.set_postfix(loss=f"{result.losses['loss']:.3f}", skipped=skipped, refresh=False)
             due = config.checkpoint_every > 0 and step % config.checkpoint_every == 0
             if due and run_dir is not None:  # mid-epoch: a kill loses at most this many steps
                 minutes = (time.monotonic() - started) / 60
