@@ -213,14 +213,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
     from ..detection.model import DetrModelConfig
-    from ..detection.train import DetrTrainConfig
+    from ..detection.train import DetrTrainConfig, emoji_recipe
 
+    recipe = emoji_recipe()  # the emoji defaults live there once
     emoji = args.data == "emoji"
-    pretrain = (2000 if emoji else 0) if args.pretrain_steps is None else args.pretrain_steps
+    pretrain, queries = args.pretrain_steps, args.queries
+    if pretrain is None:
+        pretrain = recipe.pretrain_steps if emoji else 0
+    if queries is None:
+        queries = recipe.model.num_queries if emoji else 100
     lr_backbone = args.lr_backbone
     if lr_backbone is None:
         lr_backbone = args.lr / 10 if pretrain > 0 or args.backbone_weights else args.lr
-    queries = args.queries if args.queries is not None else (64 if emoji else 100)
     return DetrTrainConfig(
         out=out,
         data=args.data,

@@ -155,11 +155,8 @@ def _matching_accuracy(model: _Classifier, split: str, episodes: int, scale: flo
         boxes = torch.cat(
             [torch.from_numpy(episode.boxes), torch.from_numpy(episode.distractor_boxes)]
         )
-        boxes = boxes * scale
-        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-        half = (boxes[:, 2:] - boxes[:, :2]).amax(dim=1, keepdim=True) / 1.6
-        rois = torch.cat([torch.zeros(len(boxes), 1), centre - half, centre + half], dim=1)
-        crops = roi_align(target, rois, output_size=32, aligned=True)
+        images = target.expand(len(boxes), -1, -1, -1)  # one view of the target per object
+        crops = random_crops(images, boxes * scale, 32, torch.Generator(), jitter=0.0)
         similarity = F.cosine_similarity(model.embed(crops), model.embed(query), dim=1)
         hits += int(int(similarity.argmax()) < len(episode.boxes))
     return hits / episodes
