@@ -21,10 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -143,9 +145,20 @@ def init_distributed(*, device_type: str = "cpu") -> DistributedContext:
 
 
 def shutdown_distributed(context: DistributedContext) -> None:
-    """Destroy the process group if :func:`init_distributed` created it."""
-    if context.owns_group and dist.is_initialized():
-        dist.destroy_process_group()
+    """Destroy the process group if :func:`init_distributed` created it.
+
+    Every rank first waits for the others: a rank that tears its connections down while a peer
+    still finishes its last collective makes gloo abort that peer (SIGABRT). The wait is bounded
+    (gloo's monitored barrier, 60 s) so that a rank whose peer died still shuts down.
+    """
+    if not (context.owns_group and dist.is_initialized()):
+        return
+    with contextlib.suppress(RuntimeError):
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        else:
+            dist.barrier()
+    dist.destroy_process_group()
 
 
 def _active() -> bool:
