@@ -3,12 +3,15 @@ computed from the records, reports failed parts, resumes finished parts, updates
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from indirect_attention import reproduce
 from indirect_attention.cli import main
@@ -361,3 +364,64 @@ def test_bad_profile_is_rejected_with_a_clear_message():
     )
     assert process.returncode == 2
     assert "invalid choice: 'huge'" in process.stderr
+
+
+def _without_times(record):
+    """A record with every wall-time field dropped (they differ between any two runs)."""
+    if isinstance(record, dict):
+        return {k: _without_times(v) for k, v in record.items() if "second" not in k}
+    if isinstance(record, list):
+        return [_without_times(v) for v in record]
+    return record
+
+
+def _records(out, names):
+    return {
+        name: _without_times(json.loads((out / name / "results.json").read_text()))
+        for name in names
+    }
+
+
+def test_parts_side_by_side_match_the_sequential_run(tmp_path):
+    names = ("theory", "synthetic_sort")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count, so both runs are bitwise alike
+    try:
+        outs = {}
+        for jobs in (1, 2):
+            settings = dataclasses.replace(TINY, part_jobs=jobs)
+            outs[jobs] = tmp_path / f"jobs{jobs}"
+            config = reproduce.ReproduceConfig(
+                profile="quick", out=str(outs[jobs]), parts=names, progress=False, settings=settings
+            )
+            summary = reproduce.run(config)
+            assert all(summary["parts"][name]["status"] == "ok" for name in names)
+    finally:
+        torch.set_num_threads(threads)
+    sequential, side_by_side = (_records(outs[j], names) for j in (1, 2))
+    assert side_by_side == sequential
+    for name in names:
+        assert json.loads((outs[2] / name / "part.json").read_text())["status"] == "ok"
+
+
+def _worker_that_dies(name, config, part_dir):
+    """Stands in for a worker killed mid-part (out of memory, a signal)."""
+    os._exit(3)
+
+
+def test_a_part_whose_worker_dies_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "_run_part_in_worker", _worker_that_dies)
+    config = reproduce.ReproduceConfig(
+        profile="quick",
+        out=str(tmp_path / "r"),
+        parts=("core_check", "theory", "synthetic_sort"),
+        progress=False,
+        settings=dataclasses.replace(TINY, part_jobs=2),
+    )
+    summary = reproduce.run(config)
+    assert summary["parts"]["core_check"]["status"] == "ok"  # runs in this process
+    for name in ("theory", "synthetic_sort"):
+        assert summary["parts"][name]["status"] == "failed"
+        record = json.loads((tmp_path / "r" / name / "part.json").read_text())
+        assert "worker process failed" in record["error"]
+    assert "worker process failed" in (tmp_path / "r" / "report.md").read_text()

@@ -13,19 +13,27 @@ run again in place, so the detection part keeps the detectors it had finished). 
 is recorded with its error and traceback and the others still run; the report lists it. After
 the parts, ``report.md``, ``report.html`` (figures embedded) and ``headline.json`` are written:
 every verdict in them is computed from the parts' records by :mod:`indirect_attention.report`.
+
+With the profile's ``part_jobs`` > 1, the parts marked ``shares_cpu`` (theory and the two synthetic
+tasks, single-threaded work) run side by side in that many worker processes, one torch thread
+each, when the first of them is reached; the others run alone, in order.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..report import part_record, write_reports
 from ..report.claims import (
@@ -62,16 +70,19 @@ PARTS: dict[str, Part] = {
     "theory": Part(
         run=theory,
         claims=theory_claims,
+        shares_cpu=True,
         figures=(("Figure 1: SNR under value noise and under misalignment", "figure1.png"),),
     ),
     "synthetic_sort": Part(
         run=synthetic("sort"),
         claims=partial(synthetic_claims, task="sort"),
+        shares_cpu=True,
         figures=(("Figure 2: sorting, test accuracy over epochs", "figure2.png"),),
     ),
     "synthetic_retrieval": Part(
         run=synthetic("retrieval"),
         claims=_retrieval_claims,
+        shares_cpu=True,
         figures=(
             ("Figure 2: retrieval, test accuracy over epochs", "figure2.png"),
             ("Figure 4: the indirect model's bias per layer and head", "figure4.png"),
@@ -108,6 +119,12 @@ def _run_part(name: str, config: ReproduceConfig, part_dir: RunDir) -> dict[str,
         result = {"status": "ok", "summary": PARTS[name].run(config, part_dir)}
     except Exception as error:  # a failed part is recorded, never dropped
         result = {"status": "failed", "error": repr(error), "trace": traceback.format_exc()}
+    return _finish_part(result, start, config, part_dir)
+
+
+def _finish_part(
+    result: dict[str, Any], start: float, config: ReproduceConfig, part_dir: RunDir
+) -> dict[str, Any]:
     result.update(
         seconds=time.perf_counter() - start,
         profile=config.profile,
@@ -115,6 +132,34 @@ def _run_part(name: str, config: ReproduceConfig, part_dir: RunDir) -> dict[str,
     )
     part_dir.write_json("part.json", result)
     return result
+
+
+def _run_part_in_worker(name: str, config: ReproduceConfig, part_dir: str) -> dict[str, Any]:
+    """A worker process's entry: one torch thread, then the part as :func:`_run_part` runs it."""
+    torch.set_num_threads(1)
+    return _run_part(name, config, RunDir(part_dir))
+
+
+def _run_side_by_side(
+    names: list[str], config: ReproduceConfig, root: Path, jobs: int
+) -> dict[str, dict[str, Any]]:
+    """Run parts in ``jobs`` spawned worker processes; a worker that dies fails its part."""
+    results: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=context) as pool:
+        futures = {
+            pool.submit(_run_part_in_worker, name, config, str(root / name)): name for name in names
+        }
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                results[name] = future.result()
+            except Exception as error:  # the worker died or could not start: say so
+                failure = {"status": "failed", "error": f"worker process failed: {error!r}"}
+                failure["trace"] = traceback.format_exc()
+                results[name] = _finish_part(failure, start, config, RunDir(root / name))
+    return results
 
 
 def run(config: ReproduceConfig) -> dict[str, Any]:
@@ -134,9 +179,10 @@ def run(config: ReproduceConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"profile": config.profile, "parts": {}}
     started = time.perf_counter()
     print(f"[reproduce] profile {config.profile}: {len(names)} parts into {root.root}", flush=True)
+    pending = []
     for number, name in enumerate(names, start=1):
-        part_dir = RunDir(root.root / name)
-        done = _read_part(part_dir.root)
+        part_dir = root.root / name
+        done = _read_part(part_dir)
         tag = f"[reproduce] ({number}/{len(names)}) {name}"
         if done and done.get("status") == "ok" and done.get("profile") == config.profile:
             print(f"{tag}: finished earlier, kept", flush=True)
@@ -145,10 +191,22 @@ def run(config: ReproduceConfig) -> dict[str, Any]:
         if done and done.get("profile") != config.profile:
             # Its runs were sized for another profile; detection would otherwise reuse them.
             print(f"{tag}: ran under profile {done.get('profile')!r}, starting afresh", flush=True)
-            shutil.rmtree(part_dir.root)
-            part_dir = RunDir(root.root / name)
-        print(f"{tag}: running", flush=True)
-        result = _run_part(name, config, part_dir)
+            shutil.rmtree(part_dir)
+        pending.append((tag, name))
+    jobs = config.settings.part_jobs
+    shared = [name for _, name in pending if PARTS[name].shares_cpu]
+    if jobs <= 1 or len(shared) <= 1:
+        shared = []
+    side_by_side: dict[str, dict[str, Any]] = {}
+    for tag, name in pending:
+        if name in shared:
+            if not side_by_side:
+                print(f"[reproduce] {', '.join(shared)}: running side by side ({jobs} processes)")
+                side_by_side = _run_side_by_side(shared, config, root.root, jobs)
+            result = side_by_side[name]
+        else:
+            print(f"{tag}: running", flush=True)
+            result = _run_part(name, config, RunDir(root.root / name))
         root.log_metrics({"part": name, "status": result["status"], "seconds": result["seconds"]})
         summary["parts"][name] = {
             "status": result["status"],

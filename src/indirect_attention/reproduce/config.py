@@ -45,8 +45,12 @@ class Part:
         claims: Computes the part's verdict rows from its directory (see
             :mod:`indirect_attention.report`); None for a part without claims.
         figures: (title, file name in the part's directory) of the figures it draws.
+        shares_cpu: The part may run beside other such parts (one torch thread each) when the
+            profile's ``part_jobs`` > 1. Parts that time things or start processes of their own
+            (benchmarks, detection) always run alone.
     """
 
     run: Callable[[ReproduceConfig, RunDir], dict[str, Any]]
     claims: Callable[[Path], list[Claim]] | None = None
     figures: tuple[tuple[str, str], ...] = ()
+    shares_cpu: bool = False

@@ -51,6 +51,8 @@ class ProfileSettings:
         bench_repeats: Timed repetitions of every benchmark measurement.
         bench_variants: Variants of the attention benchmark; empty means all.
         bench_train: Overrides of ``TrainBenchConfig`` fields.
+        part_jobs: Worker processes for the parts that can share the CPU (theory and the two
+            synthetic tasks; one torch thread each); 1 runs every part in this process.
     """
 
     core_sizes: int = 2
@@ -73,6 +75,7 @@ class ProfileSettings:
     bench_repeats: int = 3
     bench_variants: tuple[str, ...] = ()
     bench_train: dict[str, Any] = field(default_factory=dict)
+    part_jobs: int = 2
 
 
 PROFILES: dict[str, ProfileSettings] = {
