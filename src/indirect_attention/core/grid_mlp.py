@@ -69,12 +69,14 @@ class _GridMLP(torch.autograd.Function):
             offsets = _offsets(anchors[start:stop], grid, ctx.scale).flatten(0, 1)  # (C·G, R)
             pre = torch.addmm(b1, offsets, w1.t())  # (C·G, K)
             grad_chunk = grad_out[start:stop].flatten(0, 1)  # (C·G, H)
-            grad_w2.addmm_(grad_chunk.t(), pre.clamp(min=0))
-            grad_pre = (grad_chunk @ w2).masked_fill_(pre <= 0, 0.0)  # (C·G, K)
+            # ReLU's own backward kernel: one pass, no boolean mask tensor
+            grad_pre = torch.ops.aten.threshold_backward(grad_chunk @ w2, pre, 0.0)  # (C·G, K)
+            grad_w2.addmm_(grad_chunk.t(), pre.clamp_(min=0))  # pre is the hidden layer now
             grad_w1.addmm_(grad_pre.t(), offsets)
-            grad_b1 += grad_pre.sum(0)
-            grad_offsets = (grad_pre @ w1).view(stop - start, num_points, -1)  # (C, G, R)
-            grad_anchors[start:stop] = grad_offsets.sum(1) * -ctx.scale
+            # Each row's anchors and b1 see the hidden gradient summed over the grid: sum first
+            per_row = grad_pre.view(stop - start, num_points, -1).sum(1)  # (C, K)
+            grad_b1 += per_row.sum(0)
+            grad_anchors[start:stop] = (per_row @ w1) * -ctx.scale  # (C, R)
         grad_b2 = grad_out.sum((0, 1)) if ctx.has_b2 else None
         return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None
 
