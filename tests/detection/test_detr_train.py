@@ -10,12 +10,13 @@ import pytest
 import torch
 from torchvision.ops import box_convert
 
-from indirect_attention.cli import main
+from indirect_attention.cli import build_parser, main
+from indirect_attention.cli.detr import _train_config
 from indirect_attention.detection.evaluate import build_eval_set, evaluate, prepare_images
 from indirect_attention.detection.losses import SetCriterion
 from indirect_attention.detection.matcher import HungarianMatcher
 from indirect_attention.detection.model import IADETR, DetrModelConfig
-from indirect_attention.detection.train import DetrTrainConfig, run
+from indirect_attention.detection.train import DetrTrainConfig, emoji_recipe, run
 from indirect_attention.training.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
@@ -131,3 +132,22 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert fresh_opt.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
     assert fresh_sched.get_last_lr() == scheduler.get_last_lr()
     assert torch.load(path, weights_only=True)["step"] == 7
+
+
+@pytest.mark.parametrize("data", ["emoji", "voc"])
+def test_cli_train_defaults_follow_the_emoji_recipe(data):
+    """`ia detr train` takes emoji's defaults from emoji_recipe(); real data keeps the authors'."""
+    argv = ["detr", "train", "--data", data, "--out", "unused"]
+    if data == "voc":
+        argv += ["--data-root", "unused"]
+    config = _train_config(build_parser().parse_args(argv), out="unused", model="ia", seed=0)
+    recipe = emoji_recipe()
+    if data == "emoji":
+        assert config.model.bias_unit == recipe.model.bias_unit == "cell"
+        assert config.model.num_queries == recipe.model.num_queries
+        assert config.pretrain_steps == recipe.pretrain_steps > 0
+        assert config.lr_backbone == pytest.approx(recipe.lr_backbone)
+    else:
+        assert config.model.bias_unit == "pixel"
+        assert config.pretrain_steps == 0
+        assert config.model.num_queries == 100

@@ -53,8 +53,9 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bias-unit",
         choices=("pixel", "cell"),
-        default="pixel",
-        help="unit of the BoxRPB offsets (authors: pixel)",
+        default=None,
+        help="unit of the BoxRPB offsets: pixel (the authors') or feature cells; default: cell "
+        "for emoji (emoji_recipe), pixel otherwise",
     )
     parser.add_argument(
         "--object-queries",
@@ -222,6 +223,7 @@ def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
         pretrain = recipe.pretrain_steps if emoji else 0
     if queries is None:
         queries = recipe.model.num_queries if emoji else 100
+    bias_unit = args.bias_unit or (recipe.model.bias_unit if emoji else "pixel")
     lr_backbone = args.lr_backbone
     if lr_backbone is None:
         lr_backbone = args.lr / 10 if pretrain > 0 or args.backbone_weights else args.lr
@@ -241,7 +243,7 @@ def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
             num_queries=queries,
             query_mode=args.query_mode,
             fused_bias=args.fused_bias,
-            bias_unit=args.bias_unit,
+            bias_unit=bias_unit,
             object_queries=args.object_queries,
         ),
         epochs=args.epochs,

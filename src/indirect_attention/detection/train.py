@@ -143,16 +143,17 @@ def emoji_recipe(**overrides) -> DetrTrainConfig:
     """The tuned recipe of the embedded emoji benchmark (``ia detr train`` and Table 1 defaults).
 
     On top of :class:`DetrTrainConfig`'s defaults: anchor object queries (paper Definition 1,
-    q_i = e_i + x_s(i), 64 on an 8 × 8 lattice), the cached sprite-classification pre-training of
-    the backbone (:mod:`.pretrain`, 2000 steps) and a backbone learning rate of 2e-5 (a tenth of the
-    rest, as DETR does for a pre-trained backbone). ``docs/detection.md`` has the measurements
-    behind each choice.
+    q_i = e_i + x_s(i), 64 on an 8 × 8 lattice), BoxRPB offsets in feature cells rather than
+    pixels (the bias then starts near unit scale instead of saturating the softmax), the cached
+    sprite-classification pre-training of the backbone (:mod:`.pretrain`, 2000 steps) and a
+    backbone learning rate of 2e-5 (a tenth of the rest, as DETR does for a pre-trained backbone).
+    ``docs/detection.md`` has the measurements behind each choice.
 
     Args:
         **overrides: Fields to change (``model`` replaces the whole model config).
     """
     settings: dict = {
-        "model": DetrModelConfig(object_queries="anchors", num_queries=64),
+        "model": DetrModelConfig(object_queries="anchors", num_queries=64, bias_unit="cell"),
         "pretrain_steps": 2000,
         "lr_backbone": 2e-5,
     }
