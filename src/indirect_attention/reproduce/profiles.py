@@ -2,7 +2,7 @@
 
 A profile is a :class:`ProfileSettings`; every part reads only its own fields. The detection part
 never copies the detector's recipe: ``detection_train`` holds only the *budget* fields that are
-applied with :func:`dataclasses.replace` to a default ``DetrTrainConfig``, so improvements to the
+applied with :func:`dataclasses.replace` to ``emoji_recipe()``, so improvements to the
 recipe's defaults reach the reproduction unchanged.
 
 Budgets (2 CPU cores, 1 torch thread per run; the README's "Latest reproduction" section keeps the
@@ -10,10 +10,9 @@ measured times):
 
 * ``quick`` (under 10 min): every part runs, at sizes that only show the pipeline works.
 * ``default`` (under 60 min): theory at full precision, 3 seeds × 20 epochs of the three synthetic
-  models (ablations on one seed), one seed of each detector with about 5 min of training
-  (``max_minutes`` 4.5: training stops after the epoch that crosses it, 2 epochs of 3000 episodes
-  at about 2.5 min each), the benchmarks. Estimated from the quick run's per-epoch times: about
-  25 min synthetic, 22 min detection, 5 min theory and benchmarks.
+  models (ablations on one seed), theory and the two synthetic tasks side by side (``part_jobs``
+  2); one seed of each detector on half the recipe's schedule (4 epochs, decay after 3), two
+  detectors at a time, sharing one cached backbone pre-training; then the benchmarks.
 * ``full``: the closest to the paper's scale a CPU allows: 3 seeds everywhere, 60 synthetic
   epochs, the detector's full default recipe for 3 seeds (hours).
 """
