@@ -11,6 +11,7 @@ from indirect_attention.bench import attention as attention_bench
 from indirect_attention.bench.attention import AttentionBenchConfig, check_equal
 from indirect_attention.bench.measure import peak_memory_mib, reset_peak_memory
 from indirect_attention.cli import main
+from indirect_attention.core import CrossAttentionFusion
 
 TINY = {"batch": 1, "num_heads": 2, "head_dim": 4, "hidden_dim": 8, "repeats": 1}
 
@@ -70,7 +71,14 @@ def test_bench_train_records_ratios_against_the_baseline(tmp_path):
     arguments = ["bench", "train", "--parts", "detector", "--queries", "4", "--size", "4"]
     assert main([*arguments, "--repeats", "1", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["double-cross", "ia"]
+    assert [r["model"] for r in rows] == ["double-cross", "double-cross-1", "ia"]
+    assert [r.get("fusion_layers") for r in rows] == [6, 1, None]  # the paper's stack: 6
     assert rows[0]["vs_double_cross"] == 1.0
-    assert rows[1]["vs_double_cross"] == pytest.approx(rows[1]["median_ms"] / rows[0]["median_ms"])
+    for row in rows[1:]:
+        assert row["vs_double_cross"] == pytest.approx(row["median_ms"] / rows[0]["median_ms"])
     assert all(isinstance(r["peak_mib"], float) and r["peak_mib"] >= 0 for r in rows)
+    # the two stacks differ by exactly five fusion layers
+    one_layer = sum(p.numel() for p in CrossAttentionFusion(256, 8, 1).parameters())
+    two_layers = sum(p.numel() for p in CrossAttentionFusion(256, 8, 2).parameters())
+    extra = rows[0]["parameters"] - rows[1]["parameters"]
+    assert extra == 5 * (two_layers - one_layer) > 0

@@ -3,9 +3,11 @@
 - Synthetic tasks (paper §6.1, 6 layers, 4 heads, dim 128, batch 64): ``indirect`` and ``naive``
   against ``cross``, one AdamW step each.
 - Detector decoders (paper §6.2): six indirect-attention layers with the box bias (BoxRPB, hidden
-  512) and per-layer box refinement, against the double cross-attention stack (target tokens
-  attend to the query image's tokens, then a six-layer cross-attention decoder reads them); dim
-  256, 8 heads, Q object queries over an S×S target map.
+  512) and per-layer box refinement, against the double cross-attention stack: a fusion block in
+  which the target tokens attend to the query image's tokens (the paper: "each of the
+  cross-attention blocks consists of 6 cross-attention layers"; ``fusion_layers``), then a six-layer
+  cross-attention decoder reads them. The stack with a single fusion layer, as in this project's
+  emoji Table 1, is measured too. Dim 256, 8 heads, Q object queries over an S×S target map.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class TrainBenchConfig:
         threads: Torch threads (0 keeps the default).
         seed: Seed of weights and inputs.
         parts: Which parts to run: ``synthetic``, ``detector``.
+        fusion_layers: Layers of the double cross-attention stack's fusion block (paper: 6); the
+            ratios are against this stack. A one-layer stack is also measured when this is not 1.
     """
 
     out: str = "runs/bench-train"
@@ -58,6 +62,7 @@ class TrainBenchConfig:
     threads: int = 0
     seed: int = 0
     parts: list[str] = field(default_factory=lambda: ["synthetic", "detector"])
+    fusion_layers: int = 6
 
 
 def _step_timer(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
@@ -108,9 +113,9 @@ def _synthetic(config: TrainBenchConfig) -> list[dict]:
 class _DoubleCross(nn.Module):
     """Target tokens attend to the query image's tokens; a cross-attention decoder reads them."""
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, fusion_layers: int) -> None:
         super().__init__()
-        self.fusion = CrossAttentionFusion(dim, num_heads, 1)
+        self.fusion = CrossAttentionFusion(dim, num_heads, fusion_layers)
         self.decoder = IndirectDecoder(
             dim,
             num_heads,
@@ -158,27 +163,34 @@ def _detector_model(config: TrainBenchConfig, name: str) -> dict:
     target_tokens = torch.randn(batch, tokens, dim, generator=generator)  # (B, N, D)
     boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1  # (B, Q, 4)
     torch.manual_seed(config.seed)
-    model = (
-        _DoubleCross(dim, heads) if name == "double-cross" else _Indirect(dim, heads, config.size)
-    )
+    if name == "ia":
+        model = _Indirect(dim, heads, config.size)
+    else:  # "double-cross" (config.fusion_layers) or "double-cross-1"
+        model = _DoubleCross(dim, heads, 1 if name == "double-cross-1" else config.fusion_layers)
     model.train()
 
     def loss() -> Tensor:
         out = model(queries, query_tokens, target_tokens, boxes)
         return out.outputs.square().mean() + out.references.square().mean()
 
+    parameters = sum(p.numel() for p in model.parameters())
     baseline = reset_peak_memory()  # weights and inputs are not counted
     measured = time_call(_step_timer(model, loss), repeats=config.repeats)
-    return {**measured, "peak_mib": peak_memory_mib(baseline)}
+    return {**measured, "peak_mib": peak_memory_mib(baseline), "parameters": parameters}
 
 
 def _detector(config: TrainBenchConfig) -> list[dict]:
-    """Both decoders, each in a fresh process so that its peak memory is its own."""
+    """The decoders, each in a fresh process so that its peak memory is its own."""
     rows, measured = [], {}
-    for name in ("double-cross", "ia"):
+    names = ["double-cross", "ia"]
+    if config.fusion_layers != 1:
+        names.insert(1, "double-cross-1")
+    for name in names:
         arguments = [name, json.dumps(asdict(config))]
         measured[name] = run_in_subprocess("indirect_attention.bench.train", arguments)
         row = {"part": "detector", "model": name, "queries": config.queries, "size": config.size}
+        if name != "ia":
+            row["fusion_layers"] = 1 if name == "double-cross-1" else config.fusion_layers
         row.update(measured[name])
         row["vs_double_cross"] = measured[name]["median_ms"] / measured["double-cross"]["median_ms"]
         row["memory_vs_double_cross"] = measured[name]["peak_mib"] / max(

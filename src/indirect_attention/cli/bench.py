@@ -41,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--parts", default="synthetic,detector")
     train.add_argument("--queries", type=int, default=300, help="detector object queries")
     train.add_argument("--size", type=int, default=32, help="detector target map side S")
+    train.add_argument(
+        "--fusion-layers",
+        type=int,
+        default=6,
+        help="layers of double-cross's fusion block (paper: 6; a 1-layer stack is measured too)",
+    )
     train.add_argument("--repeats", type=int, default=5)
     train.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     train.add_argument("--seed", type=int, default=0)
@@ -71,6 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         parts=[name for name in args.parts.split(",") if name],
         queries=args.queries,
         size=args.size,
+        fusion_layers=args.fusion_layers,
         repeats=args.repeats,
         threads=args.threads,
         seed=args.seed,
