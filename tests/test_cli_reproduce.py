@@ -280,6 +280,18 @@ def test_bench_verdicts_follow_the_ratios(tmp_path):
         assert _verdicts("bench_train", tmp_path / "c") == [verdict] * 2
 
 
+def test_the_smaller_bias_is_shown_but_never_judged_instead_of_ours(tmp_path):
+    records = _bench_rows(6.5, 1.2)
+    light = {**records["rows"][0], "variant": "ours-h64"}
+    light.update(time_vs_floor=1.0, speedup_vs_reference=10.0, memory_vs_reference=0.01)
+    records["rows"].append(light)
+    _plant(tmp_path / "a", "results.json", records)
+    claims = reproduce.PARTS["bench_attention"].claims(tmp_path / "a")
+    assert [c.verdict for c in claims] == ["not confirmed"] * 2 + ["confirmed"]
+    assert "with BoxRPB width 64: 1.00×" in claims[0].ours
+    assert "with BoxRPB width 64: 10.00× faster" in claims[1].ours
+
+
 def test_figure4_verdict_needs_a_positional_first_layer(tmp_path):
     def maps(first_layer_moves: bool) -> dict:
         toeplitz = [[float(j - i) for j in range(4)] for i in range(4)]

@@ -71,8 +71,13 @@ def test_bench_train_records_ratios_against_the_baseline(tmp_path):
     arguments = ["bench", "train", "--parts", "detector", "--queries", "4", "--size", "4"]
     assert main([*arguments, "--repeats", "1", "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["model"] for r in rows] == ["double-cross", "double-cross-1", "ia"]
-    assert [r.get("fusion_layers") for r in rows] == [6, 1, None]  # the paper's stack: 6
+    assert [r["model"] for r in rows] == ["double-cross", "double-cross-1", "ia", "ia-h64"]
+    assert [r.get("fusion_layers") for r in rows] == [6, 1, None, None]  # the paper's stack: 6
+    assert [r.get("bias_hidden") for r in rows] == [None, None, 512, 64]
+    # BoxRPB: two axis MLPs per layer, Linear(2, K) + Linear(K, 8), six layers
+    assert rows[2]["parameters"] - rows[3]["parameters"] == 6 * 2 * (
+        3 * 512 + 8 * 512 - 3 * 64 - 8 * 64
+    )
     assert rows[0]["vs_double_cross"] == 1.0
     for row in rows[1:]:
         assert row["vs_double_cross"] == pytest.approx(row["median_ms"] / rows[0]["median_ms"])

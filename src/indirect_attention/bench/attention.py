@@ -11,6 +11,10 @@ float32. Variants, each timed in its own process, forward (no grad) and forward+
   layer; the bias kept factored as rows + columns) and :func:`attend` (chunked exact attention
   that reduces the bias gradient to rows and columns).
 - ``ours-plain-mlp``: ours with the MLPs evaluated the ordinary way, to show what each step buys.
+- ``ours-h64``: ours with BoxRPB MLPs of hidden width ``light_hidden_dim`` (64, the emoji recipe's
+  width) instead of 512: the speed lever of a smaller bias, a different function whose accuracy is
+  ablated on the embedded benchmark (``docs/performance.md``), so it is not part of the equality
+  check. Its ratios are against the same 512-wide reference.
 
 Before timing, ours is checked against the reference at the same size: the output and the gradients
 of q, k, v and of every MLP weight.
@@ -35,7 +39,7 @@ from .measure import machine_info, peak_memory_mib, reset_peak_memory, run_in_su
 
 __all__ = ["VARIANTS", "AttentionBenchConfig", "check_equal", "run"]
 
-VARIANTS = ("floor", "reference", "ours", "ours-plain-mlp")
+VARIANTS = ("floor", "reference", "ours", "ours-plain-mlp", "ours-h64")
 MODES = ("forward", "train")
 
 
@@ -51,6 +55,7 @@ class AttentionBenchConfig:
         num_heads: Heads H.
         head_dim: Head dim Dh.
         hidden_dim: Hidden width of each axis MLP.
+        light_hidden_dim: Hidden width of the ``ours-h64`` variant.
         repeats: Timed repetitions per measurement (after one warm-up).
         seed: Seed of the inputs and weights.
         variants: Which variants to time.
@@ -63,6 +68,7 @@ class AttentionBenchConfig:
     num_heads: int = 8
     head_dim: int = 32
     hidden_dim: int = 512
+    light_hidden_dim: int = 64
     repeats: int = 5
     seed: int = 0
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
@@ -81,7 +87,15 @@ class _Inputs:
         return [self.q, self.k, self.v, *self.box_bias.parameters()]
 
 
-def _build(config: AttentionBenchConfig, size: int, queries: int, *, fast: bool, dtype) -> _Inputs:
+def _build(
+    config: AttentionBenchConfig,
+    size: int,
+    queries: int,
+    *,
+    fast: bool,
+    dtype,
+    hidden_dim: int | None = None,
+) -> _Inputs:
     generator = torch.Generator().manual_seed(config.seed)
     shape_q = (config.batch, config.num_heads, queries, config.head_dim)
     shape_k = (config.batch, config.num_heads, size * size, config.head_dim)
@@ -93,7 +107,8 @@ def _build(config: AttentionBenchConfig, size: int, queries: int, *, fast: bool,
     sizes = torch.rand(config.batch, queries, 2, generator=generator) * 0.45 + 0.05
     boxes = torch.cat([centres, sizes], dim=-1).to(dtype)  # (B, Q, 4) cxcywh
     torch.manual_seed(config.seed)
-    box_bias = BoxRelativeBias(config.num_heads, hidden_dim=config.hidden_dim, fast=fast)
+    hidden = config.hidden_dim if hidden_dim is None else hidden_dim
+    box_bias = BoxRelativeBias(config.num_heads, hidden_dim=hidden, fast=fast)
     for module in box_bias.modules():  # the authors' decoder init: trunc_normal(0.02), zero bias
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.trunc_normal_(module.weight, std=0.02)
@@ -141,7 +156,13 @@ def _floor(inputs: _Inputs) -> Tensor:
     return F.scaled_dot_product_attention(inputs.q, inputs.k, inputs.v)
 
 
-_FUNCTIONS = {"floor": _floor, "reference": _reference, "ours": _ours, "ours-plain-mlp": _ours}
+_FUNCTIONS = {
+    "floor": _floor,
+    "reference": _reference,
+    "ours": _ours,
+    "ours-plain-mlp": _ours,
+    "ours-h64": _ours,
+}
 
 
 def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
@@ -184,7 +205,12 @@ def _worker(arguments: list[str]) -> None:
     args = parser.parse_args(arguments)
     config = AttentionBenchConfig(**json.loads(args.config))
     inputs = _build(
-        config, args.size, args.queries, fast=args.variant != "ours-plain-mlp", dtype=torch.float32
+        config,
+        args.size,
+        args.queries,
+        fast=args.variant != "ours-plain-mlp",
+        dtype=torch.float32,
+        hidden_dim=config.light_hidden_dim if args.variant == "ours-h64" else None,
     )
     function = _FUNCTIONS[args.variant]
 

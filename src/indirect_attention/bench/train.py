@@ -7,7 +7,9 @@
   which the target tokens attend to the query image's tokens (the paper: "each of the
   cross-attention blocks consists of 6 cross-attention layers"; ``fusion_layers``), then a six-layer
   cross-attention decoder reads them. The stack with a single fusion layer, as in this project's
-  emoji Table 1, is measured too. Dim 256, 8 heads, Q object queries over an S×S target map.
+  emoji Table 1, is measured too, and so is ``ia-h64``: the IA decoder with the emoji recipe's
+  BoxRPB width (64; the smaller bias is ablated for accuracy in ``docs/performance.md``). Dim 256,
+  8 heads, Q object queries over an S×S target map.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class TrainBenchConfig:
         parts: Which parts to run: ``synthetic``, ``detector``.
         fusion_layers: Layers of the double cross-attention stack's fusion block (paper: 6); the
             ratios are against this stack. A one-layer stack is also measured when this is not 1.
+        bias_hidden: BoxRPB hidden width of ``ia`` (authors: 512).
+        light_bias_hidden: BoxRPB hidden width of ``ia-h64`` (0: not measured).
     """
 
     out: str = "runs/bench-train"
@@ -63,6 +67,8 @@ class TrainBenchConfig:
     seed: int = 0
     parts: list[str] = field(default_factory=lambda: ["synthetic", "detector"])
     fusion_layers: int = 6
+    bias_hidden: int = 512
+    light_bias_hidden: int = 64
 
 
 def _step_timer(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
@@ -133,7 +139,7 @@ class _DoubleCross(nn.Module):
 class _Indirect(nn.Module):
     """Indirect attention (keys: query image, values: target) with BoxRPB, six layers."""
 
-    def __init__(self, dim: int, num_heads: int, size: int) -> None:
+    def __init__(self, dim: int, num_heads: int, size: int, bias_hidden: int) -> None:
         super().__init__()
         self.size = size
         self.decoder = IndirectDecoder(
@@ -141,7 +147,9 @@ class _Indirect(nn.Module):
             num_heads,
             6,
             reference_size=4,
-            position_bias=lambda num_heads, reference_size: BoxRelativeBias(num_heads),
+            position_bias=lambda num_heads, reference_size: BoxRelativeBias(
+                num_heads, hidden_dim=bias_hidden
+            ),
             reference_update=ReferenceUpdate,
         )
 
@@ -163,8 +171,9 @@ def _detector_model(config: TrainBenchConfig, name: str) -> dict:
     target_tokens = torch.randn(batch, tokens, dim, generator=generator)  # (B, N, D)
     boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1  # (B, Q, 4)
     torch.manual_seed(config.seed)
-    if name == "ia":
-        model = _Indirect(dim, heads, config.size)
+    if name in ("ia", "ia-h64"):
+        hidden = config.light_bias_hidden if name == "ia-h64" else config.bias_hidden
+        model = _Indirect(dim, heads, config.size, hidden)
     else:  # "double-cross" (config.fusion_layers) or "double-cross-1"
         model = _DoubleCross(dim, heads, 1 if name == "double-cross-1" else config.fusion_layers)
     model.train()
@@ -185,12 +194,18 @@ def _detector(config: TrainBenchConfig) -> list[dict]:
     names = ["double-cross", "ia"]
     if config.fusion_layers != 1:
         names.insert(1, "double-cross-1")
+    if config.light_bias_hidden:
+        names.append("ia-h64")
     for name in names:
         arguments = [name, json.dumps(asdict(config))]
         measured[name] = run_in_subprocess("indirect_attention.bench.train", arguments)
         row = {"part": "detector", "model": name, "queries": config.queries, "size": config.size}
-        if name != "ia":
+        if name.startswith("double-cross"):
             row["fusion_layers"] = 1 if name == "double-cross-1" else config.fusion_layers
+        else:
+            row["bias_hidden"] = (
+                config.light_bias_hidden if name == "ia-h64" else config.bias_hidden
+            )
         row.update(measured[name])
         row["vs_double_cross"] = measured[name]["median_ms"] / measured["double-cross"]["median_ms"]
         row["memory_vs_double_cross"] = measured[name]["peak_mib"] / max(

@@ -19,7 +19,7 @@ import numpy as np
 from ..training import RunDir, atomic_write_text
 from .decoder import VARIANTS
 from .evaluate import evaluate_checkpoint
-from .train import DetrTrainConfig, emoji_recipe
+from .train import DetrTrainConfig, emoji_recipe, prepare_caches
 from .train import run as train
 
 __all__ = ["Table1Config", "run", "score_run"]
@@ -112,6 +112,8 @@ def run(config: Table1Config) -> dict:
     root = Path(config.out)
     runs = [(variant, seed) for variant in config.variants for seed in range(config.seeds)]
     if config.jobs > 1:
+        for seed in range(config.seeds):  # once here, not once per worker
+            prepare_caches(replace(config.train, seed=seed))
         context = multiprocessing.get_context("spawn")
         with context.Pool(config.jobs) as pool:
             pool.map(_score_job, [(config, v, s) for v, s in runs], chunksize=1)

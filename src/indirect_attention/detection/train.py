@@ -48,7 +48,7 @@ from .pretrain import PretrainConfig, pretrained_backbone
 from .train_data import epoch_batches, load_train_cache, num_batches, real_val_set
 from .train_step import CHECKPOINT_NAME, load_model_weights, resume_source, train_step
 
-__all__ = ["DetrTrainConfig", "emoji_recipe", "load_train_cache", "run"]
+__all__ = ["DetrTrainConfig", "emoji_recipe", "load_train_cache", "prepare_caches", "run"]
 
 
 @dataclass
@@ -198,6 +198,25 @@ def _load_pretrained_backbone(
     model.backbone.load_state_dict(state)
     if run_dir is not None:  # rank 0 only
         run_dir.write_json("pretrain.json", report)
+
+
+def prepare_caches(config: DetrTrainConfig) -> None:
+    """Render the emoji training episodes and run the backbone pre-training into the cache, so
+    that runs started side by side read them instead of each computing them (no-op otherwise)."""
+    if config.data != "emoji":
+        return
+    cache = load_train_cache(config.train_episodes, config.scale, config.cache_dir)
+    if config.pretrain_steps > 0 and config.model.backbone == "small":
+        settings = PretrainConfig(
+            dim=config.model.dim, steps=config.pretrain_steps, seed=config.seed
+        )
+        pretrained_backbone(
+            cache,
+            settings,
+            scale=config.scale,
+            cache_dir=config.cache_dir,
+            progress=config.progress,
+        )
 
 
 def run(config: DetrTrainConfig) -> dict:
