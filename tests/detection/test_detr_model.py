@@ -116,8 +116,10 @@ def test_anchor_queries_are_embedding_plus_target_feature_at_their_cell() -> Non
         captured["queries"], captured["values"] = args[0], args[2]
 
     model.decoder.register_forward_hook(grab)
-    model(torch.rand(2, 3, 96, 64), torch.rand(2, 3, 32, 32))  # a 12 × 8 grid
-    grid_h, grid_w = 12, 8
+    # a 12 × 9 grid: no lattice point of the 4 × 4 anchors falls on a cell border (with 8 columns,
+    # 0.125 · 8 = 1 would, and float rounding of the starting boxes would pick either side)
+    model(torch.rand(2, 3, 96, 72), torch.rand(2, 3, 32, 32))
+    grid_h, grid_w = 12, 9
     centres = torch.sigmoid(model.reference_logits)[:, :2]  # (Q, 2) starting boxes
     for i, (cx, cy) in enumerate(centres.tolist()):
         inside = [
