@@ -159,6 +159,14 @@ class _Indirect(nn.Module):
         )
 
 
+def _decoder_setting(config: TrainBenchConfig, name: str) -> dict[str, int]:
+    """What sets each detector decoder apart: its fusion layers or its BoxRPB width."""
+    widths = {"ia": config.bias_hidden, "ia-h64": config.light_bias_hidden}
+    if name in widths:
+        return {"bias_hidden": widths[name]}
+    return {"fusion_layers": 1 if name == "double-cross-1" else config.fusion_layers}
+
+
 def _detector_model(config: TrainBenchConfig, name: str) -> dict:
     """Step time and peak resident memory of one detector decoder (run alone in its process)."""
     if config.threads:
@@ -171,11 +179,11 @@ def _detector_model(config: TrainBenchConfig, name: str) -> dict:
     target_tokens = torch.randn(batch, tokens, dim, generator=generator)  # (B, N, D)
     boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1  # (B, Q, 4)
     torch.manual_seed(config.seed)
-    if name in ("ia", "ia-h64"):
-        hidden = config.light_bias_hidden if name == "ia-h64" else config.bias_hidden
-        model = _Indirect(dim, heads, config.size, hidden)
-    else:  # "double-cross" (config.fusion_layers) or "double-cross-1"
-        model = _DoubleCross(dim, heads, 1 if name == "double-cross-1" else config.fusion_layers)
+    setting = _decoder_setting(config, name)
+    if "bias_hidden" in setting:
+        model = _Indirect(dim, heads, config.size, setting["bias_hidden"])
+    else:
+        model = _DoubleCross(dim, heads, setting["fusion_layers"])
     model.train()
 
     def loss() -> Tensor:
@@ -200,12 +208,7 @@ def _detector(config: TrainBenchConfig) -> list[dict]:
         arguments = [name, json.dumps(asdict(config))]
         measured[name] = run_in_subprocess("indirect_attention.bench.train", arguments)
         row = {"part": "detector", "model": name, "queries": config.queries, "size": config.size}
-        if name.startswith("double-cross"):
-            row["fusion_layers"] = 1 if name == "double-cross-1" else config.fusion_layers
-        else:
-            row["bias_hidden"] = (
-                config.light_bias_hidden if name == "ia-h64" else config.bias_hidden
-            )
+        row.update(_decoder_setting(config, name))
         row.update(measured[name])
         row["vs_double_cross"] = measured[name]["median_ms"] / measured["double-cross"]["median_ms"]
         row["memory_vs_double_cross"] = measured[name]["peak_mib"] / max(

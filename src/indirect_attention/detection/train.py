@@ -179,6 +179,14 @@ def _validate(model: IADETR, val: object, config: DetrTrainConfig) -> dict:
     return evaluate_pairs(model, dataset, split, draws=1, seed=config.seed, batcher=batcher)
 
 
+def _pretrained_state(cache: dict[str, Tensor], config: DetrTrainConfig) -> tuple[dict, dict]:
+    """The cached sprite-classification stage of this run's settings (computed on a cache miss)."""
+    settings = PretrainConfig(dim=config.model.dim, steps=config.pretrain_steps, seed=config.seed)
+    return pretrained_backbone(
+        cache, settings, scale=config.scale, cache_dir=config.cache_dir, progress=config.progress
+    )
+
+
 def _load_pretrained_backbone(
     model: IADETR,
     cache: dict[str, Tensor] | None,
@@ -191,10 +199,7 @@ def _load_pretrained_backbone(
             f"pretrain_steps > 0 needs --data emoji and the small backbone, got data "
             f"{config.data!r} and backbone {config.model.backbone!r}"
         )
-    settings = PretrainConfig(dim=config.model.dim, steps=config.pretrain_steps, seed=config.seed)
-    state, report = pretrained_backbone(
-        cache, settings, scale=config.scale, cache_dir=config.cache_dir, progress=config.progress
-    )
+    state, report = _pretrained_state(cache, config)
     model.backbone.load_state_dict(state)
     if run_dir is not None:  # rank 0 only
         run_dir.write_json("pretrain.json", report)
@@ -207,16 +212,7 @@ def prepare_caches(config: DetrTrainConfig) -> None:
         return
     cache = load_train_cache(config.train_episodes, config.scale, config.cache_dir)
     if config.pretrain_steps > 0 and config.model.backbone == "small":
-        settings = PretrainConfig(
-            dim=config.model.dim, steps=config.pretrain_steps, seed=config.seed
-        )
-        pretrained_backbone(
-            cache,
-            settings,
-            scale=config.scale,
-            cache_dir=config.cache_dir,
-            progress=config.progress,
-        )
+        _pretrained_state(cache, config)
 
 
 def run(config: DetrTrainConfig) -> dict:

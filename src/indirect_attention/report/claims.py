@@ -235,8 +235,8 @@ def bench_train_claims(part_dir: Path) -> list[Claim]:
                 "layers; no timing)",
                 ours=f"{ours} ({shape})",
                 verdict=judge(ratio < 1.0),
-                why="rule: ia's median training step is shorter than that of the paper's stack "
-                "(6 fusion layers), same run",
+                why=f"rule: ia's median training step is shorter than that of the stack with "
+                f"{layers} fusion layers (the paper's has 6), same run",
             )
         )
     sort = [r for r in synthetic if r.get("task") == "sort"]
