@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from indirect_attention import attend
-from indirect_attention.core import GridBias, attend_reference
+from indirect_attention.core import GridBias, attend_reference, native
 from indirect_attention.core.grid_attention import _GridAttention, grid_attend
 
 
@@ -26,9 +26,33 @@ def tensors(generator, batch=2, heads=2, num_queries=7, height=3, width=4, head_
     )
 
 
+def _graph_has(tensor, name: str) -> bool:
+    """Whether the autograd graph that made ``tensor`` has a node whose type starts with name."""
+    pending, seen = [tensor.grad_fn], set()
+    while pending:
+        node = pending.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__.startswith(name):
+            return True
+        pending.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
+@pytest.fixture(params=["compiled", "pytorch"])
+def path(request):
+    """Both CPU paths: the compiled softmax loops (where a compiler exists) and plain PyTorch."""
+    if request.param == "pytorch":
+        with native.native_disabled():
+            yield request.param
+    else:
+        yield request.param
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 64])
 @pytest.mark.parametrize("masked", [False, True])
-def test_chunked_equals_dense_bias_with_gradients(generator, chunk_size, masked):
+def test_chunked_equals_dense_bias_with_gradients(generator, chunk_size, masked, path):
     q, k, v, rows, cols = tensors(generator)
     mask = None
     if masked:
@@ -36,6 +60,9 @@ def test_chunked_equals_dense_bias_with_gradients(generator, chunk_size, masked)
         mask[0, [1, 5, 11]] = True
         mask[1] = True  # a batch element with every key masked
     out = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask, chunk_size=chunk_size)
+    assert _graph_has(out, "_FusedGridAttention") == (
+        path == "compiled" and native.kernels(q) is not None
+    )
     dense = GridBias(rows=rows, cols=cols).dense()
     expected, _ = attend_reference(q, k, v, bias=dense, key_padding_mask=mask)
     torch.testing.assert_close(out, expected)
@@ -48,7 +75,7 @@ def test_chunked_equals_dense_bias_with_gradients(generator, chunk_size, masked)
         torch.testing.assert_close(a, b, msg=name)
 
 
-def test_gradcheck(generator):
+def test_gradcheck(generator, path):
     q, k, v, rows, cols = tensors(generator, 1, 1, 3, 2, 2, 2)
     mask = torch.tensor([[False, True, False, False]])
 

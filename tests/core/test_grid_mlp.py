@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from indirect_attention import RelativePositionBias
-from indirect_attention.core import value_positions
+from indirect_attention.core import native, value_positions
 from indirect_attention.core.grid_mlp import grid_mlp, grid_mlp_reference
 
 
@@ -18,9 +18,19 @@ def make_mlp(anchors: int, hidden: int, heads: int, *, output_bias: bool = True)
     ).double()
 
 
+@pytest.fixture(params=["compiled", "pytorch"])
+def path(request):
+    """Both CPU paths: the compiled loops (where a compiler exists) and the chunked PyTorch one."""
+    if request.param == "pytorch":
+        with native.native_disabled():
+            yield request.param
+    else:
+        yield request.param
+
+
 @pytest.mark.parametrize("output_bias", [True, False])
 @pytest.mark.parametrize("num_rows", [3, 301])  # one chunk, many chunks
-def test_grid_mlp_matches_plain_mlp_and_gradients(generator, output_bias, num_rows):
+def test_grid_mlp_matches_plain_mlp_and_gradients(generator, output_bias, num_rows, path):
     mlp = make_mlp(2, 64, 4, output_bias=output_bias)
     anchors = torch.rand(num_rows, 2, generator=generator, dtype=torch.float64).requires_grad_()
     grid = torch.cat([torch.linspace(-2, 2, 11), torch.tensor([2.0, -2.0])]).double()
@@ -46,7 +56,7 @@ def test_grid_mlp_gradcheck(generator):
     assert torch.autograd.gradcheck(function, (anchors, *mlp.parameters()))
 
 
-def test_grid_mlp_float32_close_to_float64_at_pixel_scale(generator):
+def test_grid_mlp_float32_close_to_float64_at_pixel_scale(generator, path):
     """Pixel offsets (up to 1024) as in the detector: float32 stays within 1e-5 of float64."""
     mlp = make_mlp(2, 512, 8, output_bias=False)
     for layer in (mlp[0], mlp[2]):
@@ -75,7 +85,7 @@ def test_grid_mlp_rejects_bad_input(generator):
 
 
 @pytest.mark.parametrize("reference_size", [1, 2])
-def test_position_bias_fast_path_equals_plain_path(generator, reference_size):
+def test_position_bias_fast_path_equals_plain_path(generator, reference_size, path):
     torch.manual_seed(0)
     kwargs = {"reference_size": reference_size, "hidden_dim": 32, "offset_scale": 20.0}
     fast = RelativePositionBias(3, **kwargs, log_offsets=False).double()

@@ -1,0 +1,470 @@
+// Fused CPU loops for the box bias and the grid-biased softmax (paper §5 and §6.2's hot path).
+//
+// Compiled at first use by indirect_attention/core/native/__init__.py (g++, this machine's
+// instruction set) and called through ctypes with raw pointers to contiguous tensors. The matrix
+// products stay in PyTorch (BLAS); what lives here are the element-wise passes that PyTorch runs
+// as several separate kernels:
+//   - the two-layer ReLU MLP on grid offsets, forward and backward, one pass per (row, grid
+//     point) with the hidden layer kept in a K-element buffer;
+//   - the biased softmax of one chunk of attention logits (rows ⊕ cols bias, key mask, softmax,
+//     log-sum-exp), the probabilities recomputed from that log-sum-exp in the backward pass,
+//     and the softmax backward with its reduction to the row and column bias gradients.
+// Every function exists for float and double; the Python side picks one by the tensor dtype.
+//
+// Shapes (row-major, contiguous):
+//   MLP: anchors (N, R), grid (G), w1 (K, R), b1 (K), w2 (H, K), out and grad_out (N, G, H).
+//   Attention chunk: logits (BH, C, Lk) for queries [start, start + C) of Lq, Lk = hgt * wid,
+//   rows (BH, Lq, hgt), cols (BH, Lq, wid), mask (B, Lk) additive (0 or -inf) or null,
+//   lse and delta (BH, Lq).
+
+#include <algorithm>
+#include <type_traits>
+#ifdef __FMA__
+#include <immintrin.h>
+#endif
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+// Runs fn(begin, end, worker) over [0, count) split into `threads` contiguous parts, on the
+// OpenMP pool (the library is loaded into a process where PyTorch has already loaded its
+// libgomp, so both share one pool and neither spins against the other).
+template <typename Fn>
+void parallel_for(int64_t count, int threads, const Fn& fn) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, count));
+  if (parts == 1) {
+    fn(0, count, 0);
+    return;
+  }
+  const int64_t step = (count + parts - 1) / parts;
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int64_t worker = 0; worker < parts; ++worker) {
+    const int64_t begin = worker * step, end = std::min(count, begin + step);
+    if (begin < end) fn(begin, end, int(worker));
+  }
+}
+
+// exp for float: Cody-Waite range reduction and a degree-6 polynomial (about 1 ulp); written
+// out (rounding by the 1.5·2^23 trick, the power of two from the bits) so that the compiler
+// vectorises the softmax loops. Arguments below -87 (results that would be denormal, and -inf
+// from the key mask) give exactly 0.
+inline float exp_value(float x) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float clamped = x < -87.0f ? -87.0f : x;
+  const float shifted = clamped * 1.44269504088896341f + magic;
+  const float n = shifted - magic;
+  const float r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t exponent = __builtin_bit_cast(int32_t, shifted) - 0x4B400000;  // = n
+  const float power = __builtin_bit_cast(float, (exponent + 127) << 23);
+  return x < -87.0f ? 0.0f : p * power;
+}
+
+inline double exp_value(double x) { return std::exp(x); }
+
+template <typename T>
+void transpose(const T* source, int64_t rows, int64_t cols, T* target) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) target[j * rows + i] = source[i * cols + j];
+}
+
+// 32-byte vectors: 8 floats or 4 doubles (GCC vector extensions).
+template <typename T>
+struct Vector;
+template <>
+struct Vector<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Vector<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+
+template <typename V, typename T>
+inline V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+
+template <typename V, typename T>
+inline void store(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+template <typename V>
+inline auto lane_sum(const V& v) {
+  auto sum = v[0];
+  for (size_t i = 1; i < sizeof(V) / sizeof(v[0]); ++i) sum += v[i];
+  return sum;
+}
+
+// a * b + c with one rounding.
+inline Vector<float>::type fmadd(Vector<float>::type a, Vector<float>::type b,
+                                 Vector<float>::type c) {
+#ifdef __FMA__
+  return (Vector<float>::type)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+  for (int i = 0; i < 8; ++i) c[i] = std::fma(a[i], b[i], c[i]);
+  return c;
+#endif
+}
+
+inline Vector<double>::type fmadd(Vector<double>::type a, Vector<double>::type b,
+                                  Vector<double>::type c) {
+#ifdef __FMA__
+  return (Vector<double>::type)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+  for (int i = 0; i < 4; ++i) c[i] = std::fma(a[i], b[i], c[i]);
+  return c;
+#endif
+}
+
+// The first layer's pre-activation for one grid point, rounded as PyTorch's CPU addmm (MKL)
+// rounds it: one input fma(o0, w0, b1); two inputs fma(o1, w1, o0 * w0) + b1. The ReLU gate
+// is a discontinuity of the gradients, so the same rounding keeps every gate where the plain
+// path puts it.
+template <int R, typename V>
+inline V preactivation(const V* offsets, const V* w1, const V& b1) {
+  if constexpr (R == 1) {
+    return fmadd(offsets[0], w1[0], b1);
+  } else {
+    return fmadd(offsets[1], w1[1], offsets[0] * w1[0]) + b1;
+  }
+}
+
+// out[n, g, :] = w2 · relu(pre(n, g)); hidden units in vectors of L, two grid points at a time
+// so that each w2 load feeds two products.
+template <typename T, int R, int H>
+void mlp_forward(const T* anchors, int64_t N, const T* grid, int64_t G, const T* w1t,
+                 const T* b1, const T* w2, int64_t K, T scale, T* out, int threads) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = sizeof(V) / sizeof(T);
+  parallel_for(N, threads, [&](int64_t begin, int64_t end, int) {
+    for (int64_t n = begin; n < end; ++n) {
+      for (int64_t g = 0; g < G; g += 2) {
+        const int64_t g1 = std::min(g + 1, G - 1);  // an odd last point is computed twice
+        V off0[R], off1[R];
+        for (int r = 0; r < R; ++r) {
+          off0[r] = V{} + (grid[g] - anchors[n * R + r]) * scale;
+          off1[r] = V{} + (grid[g1] - anchors[n * R + r]) * scale;
+        }
+        V acc0[H] = {}, acc1[H] = {};
+        for (int64_t k = 0; k < K; k += L) {
+          V weight[R];
+          for (int r = 0; r < R; ++r) weight[r] = load<V>(w1t + r * K + k);
+          const V bias = load<V>(b1 + k);
+          const V zero = V{};
+          V hidden0 = preactivation<R>(off0, weight, bias);
+          V hidden1 = preactivation<R>(off1, weight, bias);
+          hidden0 = hidden0 > zero ? hidden0 : zero;
+          hidden1 = hidden1 > zero ? hidden1 : zero;
+          for (int h = 0; h < H; ++h) {
+            const V w = load<V>(w2 + h * K + k);
+            acc0[h] = fmadd(hidden0, w, acc0[h]);
+            acc1[h] = fmadd(hidden1, w, acc1[h]);
+          }
+        }
+        for (int h = 0; h < H; ++h) {
+          out[(n * G + g) * H + h] = lane_sum(acc0[h]);
+          out[(n * G + g1) * H + h] = lane_sum(acc1[h]);
+        }
+      }
+    }
+  });
+}
+
+// Gradients of the MLP. For each row and each vector of hidden units, the loop over grid points
+// keeps the weight gradients in registers; they are added to the worker's totals once per row
+// (sums over a row's grid points, then over rows, then over workers).
+template <typename T, int R, int H>
+void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid, int64_t G,
+                  const T* w1t, const T* b1, const T* w2, int64_t K, T scale, T* grad_anchors,
+                  T* grad_w1t, T* grad_b1, T* grad_w2, int threads) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = sizeof(V) / sizeof(T);
+  const int64_t totals = R * K + K + H * K;  // w1ᵀ, b1, w2
+  const int workers = std::max(threads, 1);
+  std::vector<T> work(int64_t(workers) * totals, T(0));
+  parallel_for(N, threads, [&](int64_t begin, int64_t end, int worker) {
+    T* total_w1t = work.data() + worker * totals;
+    T* total_b1 = total_w1t + R * K;
+    T* total_w2 = total_b1 + K;
+    for (int64_t n = begin; n < end; ++n) {
+      const T* upstream = grad_out + n * G * H;
+      V anchor_sum[R] = {};
+      for (int64_t k = 0; k < K; k += L) {
+        V weight[R], weight2[H], sum_w1[R] = {}, sum_w2[H] = {}, sum_b1 = {};
+        for (int r = 0; r < R; ++r) weight[r] = load<V>(w1t + r * K + k);
+        for (int h = 0; h < H; ++h) weight2[h] = load<V>(w2 + h * K + k);
+        const V bias = load<V>(b1 + k);
+        const V zero = V{};
+        for (int64_t g = 0; g < G; ++g) {
+          V offsets[R];
+          for (int r = 0; r < R; ++r) offsets[r] = V{} + (grid[g] - anchors[n * R + r]) * scale;
+          const V pre = preactivation<R>(offsets, weight, bias);
+          const V hidden = pre > zero ? pre : zero;
+          V grad_hidden = zero;
+          for (int h = 0; h < H; ++h) {
+            const V up = V{} + upstream[g * H + h];
+            grad_hidden = fmadd(up, weight2[h], grad_hidden);
+            sum_w2[h] = fmadd(up, hidden, sum_w2[h]);
+          }
+          const V grad_pre = pre > zero ? grad_hidden : zero;
+          sum_b1 += grad_pre;
+          for (int r = 0; r < R; ++r) sum_w1[r] = fmadd(grad_pre, offsets[r], sum_w1[r]);
+        }
+        for (int r = 0; r < R; ++r) {
+          store(total_w1t + r * K + k, load<V>(total_w1t + r * K + k) + sum_w1[r]);
+          anchor_sum[r] = fmadd(sum_b1, weight[r], anchor_sum[r]);
+        }
+        store(total_b1 + k, load<V>(total_b1 + k) + sum_b1);
+        for (int h = 0; h < H; ++h)
+          store(total_w2 + h * K + k, load<V>(total_w2 + h * K + k) + sum_w2[h]);
+      }
+      // d offsets / d anchors = -scale
+      for (int r = 0; r < R; ++r) grad_anchors[n * R + r] = -scale * lane_sum(anchor_sum[r]);
+    }
+  });
+  std::fill(grad_w1t, grad_w1t + R * K, T(0));
+  std::fill(grad_b1, grad_b1 + K, T(0));
+  std::fill(grad_w2, grad_w2 + H * K, T(0));
+  for (int worker = 0; worker < workers; ++worker) {
+    const T* total = work.data() + worker * totals;
+    for (int64_t i = 0; i < R * K; ++i) grad_w1t[i] += total[i];
+    for (int64_t i = 0; i < K; ++i) grad_b1[i] += total[R * K + i];
+    for (int64_t i = 0; i < H * K; ++i) grad_w2[i] += total[R * K + K + i];
+  }
+}
+
+// Runs fn.template operator()<R, H>() for R in {1, 2} and H in {1, 2, 4, 8, 16} (each pair is
+// compiled separately, with H accumulators in registers); returns false otherwise.
+template <typename Fn>
+bool dispatch(int64_t R, int64_t H, const Fn& fn) {
+  auto heads = [&](auto r) {
+    switch (H) {
+#define IA_HEADS(h)                                   \
+  case h:                                             \
+    fn.template operator()<decltype(r)::value, h>(); \
+    return true;
+      IA_HEADS(1) IA_HEADS(2) IA_HEADS(4) IA_HEADS(8) IA_HEADS(16)
+#undef IA_HEADS
+      default:
+        return false;
+    }
+  };
+  if (R == 1) return heads(std::integral_constant<int, 1>{});
+  if (R == 2) return heads(std::integral_constant<int, 2>{});
+  return false;
+}
+
+template <typename T>
+int mlp_forward_any(const T* anchors, int64_t N, int64_t R, const T* grid, int64_t G,
+                    const T* w1, const T* b1, const T* w2, int64_t K, int64_t H, T scale, T* out,
+                    int threads) {
+  if (K % (32 / int64_t(sizeof(T))) != 0) return 1;
+  std::vector<T> w1t(R * K);
+  transpose(w1, K, R, w1t.data());
+  const bool done = dispatch(R, H, [&]<int r, int h>() {
+    mlp_forward<T, r, h>(anchors, N, grid, G, w1t.data(), b1, w2, K, scale, out, threads);
+  });
+  return done ? 0 : 1;
+}
+
+template <typename T>
+int mlp_backward_any(const T* grad_out, const T* anchors, int64_t N, int64_t R, const T* grid,
+                     int64_t G, const T* w1, const T* b1, const T* w2, int64_t K, int64_t H,
+                     T scale, T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2, int threads) {
+  if (K % (32 / int64_t(sizeof(T))) != 0) return 1;
+  std::vector<T> w1t(R * K), grad_w1t(R * K);
+  transpose(w1, K, R, w1t.data());
+  const bool done = dispatch(R, H, [&]<int r, int h>() {
+    mlp_backward<T, r, h>(grad_out, anchors, N, grid, G, w1t.data(), b1, w2, K, scale,
+                          grad_anchors, grad_w1t.data(), grad_b1, grad_w2, threads);
+  });
+  if (!done) return 1;
+  transpose(grad_w1t.data(), R, K, grad_w1);
+  return 0;
+}
+
+struct ChunkLayout {
+  int64_t BH, heads, C, Lq, start, hgt, wid;
+};
+
+// One logit row of the chunk (chunk row m) and what its bias reads: the query's row and column
+// biases and, with a key mask, the batch element's additive mask (0 or -inf).
+template <typename T>
+struct BiasedRow {
+  T* x;
+  const T* row_bias;
+  const T* col_bias;
+  const T* key_mask;
+
+  BiasedRow(T* logits, const ChunkLayout& s, int64_t m, const T* rows, const T* cols,
+            const T* mask) {
+    const int64_t bh = m / s.C, query = bh * s.Lq + s.start + m % s.C;
+    x = logits + m * s.hgt * s.wid;
+    row_bias = rows + query * s.hgt;
+    col_bias = cols + query * s.wid;
+    key_mask = mask ? mask + (bh / s.heads) * s.hgt * s.wid : nullptr;
+  }
+};
+
+// max over the row of logits + bias (+ mask), read only.
+template <bool Masked, typename T>
+inline T biased_max(const BiasedRow<T>& row, const ChunkLayout& s) {
+  T best = -INFINITY;
+  for (int64_t r = 0; r < s.hgt; ++r) {
+    const T* line = row.x + r * s.wid;
+    const T* line_mask = Masked ? row.key_mask + r * s.wid : nullptr;
+    const T add = row.row_bias[r];
+#pragma omp simd reduction(max : best)
+    for (int64_t j = 0; j < s.wid; ++j) {
+      T value = line[j] + add + row.col_bias[j];
+      if constexpr (Masked) value += line_mask[j];
+      best = std::max(best, value);
+    }
+  }
+  return best;
+}
+
+// x = exp(logits + bias (+ mask) - shift) in place; returns the row's sum.
+template <bool Masked, typename T>
+inline T biased_exp(const BiasedRow<T>& row, const ChunkLayout& s, T shift) {
+  T sum = 0;
+  for (int64_t r = 0; r < s.hgt; ++r) {
+    T* line = row.x + r * s.wid;
+    const T* line_mask = Masked ? row.key_mask + r * s.wid : nullptr;
+    const T add = row.row_bias[r] - shift;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < s.wid; ++j) {
+      T value = line[j] + row.col_bias[j] + add;
+      if constexpr (Masked) value += line_mask[j];
+      line[j] = exp_value(value);
+      sum += line[j];
+    }
+  }
+  return sum;
+}
+
+// logits (BH, C, Lk) of q·kᵀ/√Dh -> exp(logits + bias - max), unnormalised, in place; per
+// query, lse = max + log(sum) and inverse = 1 / sum (the caller scales P·v by it).
+template <typename T>
+void softmax_forward(T* logits, const T* rows, const T* cols, const T* mask, ChunkLayout s,
+                     T* lse, T* inverse, int threads) {
+  parallel_for(s.BH * s.C, threads, [&](int64_t begin, int64_t end, int) {
+    for (int64_t m = begin; m < end; ++m) {
+      const BiasedRow<T> row(logits, s, m, rows, cols, mask);
+      const T best = mask ? biased_max<true>(row, s) : biased_max<false>(row, s);
+      const T sum = mask ? biased_exp<true>(row, s, best) : biased_exp<false>(row, s, best);
+      const int64_t query = (m / s.C) * s.Lq + s.start + m % s.C;
+      lse[query] = best + std::log(sum);
+      inverse[query] = T(1) / sum;
+    }
+  });
+}
+
+// Backward pass, step 1: the probabilities again, from the logits and the saved log-sum-exp.
+template <typename T>
+void softmax_recompute(T* logits, const T* rows, const T* cols, const T* mask, ChunkLayout s,
+                       const T* lse, int threads) {
+  parallel_for(s.BH * s.C, threads, [&](int64_t begin, int64_t end, int) {
+    for (int64_t m = begin; m < end; ++m) {
+      const BiasedRow<T> row(logits, s, m, rows, cols, mask);
+      const T shift = lse[(m / s.C) * s.Lq + s.start + m % s.C];
+      if (mask)
+        biased_exp<true>(row, s, shift);
+      else
+        biased_exp<false>(row, s, shift);
+    }
+  });
+}
+
+// Backward pass, step 2: grad (BH, C, Lk) holds dO·vᵀ on entry and P ∘ (dO·vᵀ − δ) on exit;
+// its sums over each grid row and column go to grad_rows (BH, Lq, hgt) and grad_cols
+// (BH, Lq, wid) at the chunk's queries.
+template <typename T>
+void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T* grad_rows,
+                      T* grad_cols, int threads) {
+  const int64_t keys = s.hgt * s.wid;
+  parallel_for(s.BH * s.C, threads, [&](int64_t begin, int64_t end, int) {
+    for (int64_t m = begin; m < end; ++m) {
+      const int64_t bh = m / s.C, c = m % s.C;
+      const int64_t query = bh * s.Lq + s.start + c;
+      T* g = grad + m * keys;
+      const T* p = probs + m * keys;
+      const T d = delta[query];
+      T* col_sum = grad_cols + query * s.wid;
+      T* row_sum = grad_rows + query * s.hgt;
+      std::fill(col_sum, col_sum + s.wid, T(0));
+      for (int64_t r = 0; r < s.hgt; ++r) {
+        T* line = g + r * s.wid;
+        const T* line_p = p + r * s.wid;
+        T sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < s.wid; ++j) {
+          line[j] = line_p[j] * (line[j] - d);
+          sum += line[j];
+          col_sum[j] += line[j];
+        }
+        row_sum[r] = sum;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+#define IA_EXPORT extern "C" __attribute__((visibility("default")))
+
+#define IA_DEFINE(T, SUFFIX)                                                                    \
+  IA_EXPORT int ia_mlp_forward_##SUFFIX(const T* anchors, int64_t N, int64_t R, const T* grid,  \
+                                        int64_t G, const T* w1, const T* b1, const T* w2,       \
+                                        int64_t K, int64_t H, double scale, T* out,             \
+                                        int threads) {                                          \
+    return mlp_forward_any<T>(anchors, N, R, grid, G, w1, b1, w2, K, H, T(scale), out, threads); \
+  }                                                                                             \
+  IA_EXPORT int ia_mlp_backward_##SUFFIX(                                                       \
+      const T* grad_out, const T* anchors, int64_t N, int64_t R, const T* grid, int64_t G,      \
+      const T* w1, const T* b1, const T* w2, int64_t K, int64_t H, double scale,                \
+      T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2, int threads) {                       \
+    return mlp_backward_any<T>(grad_out, anchors, N, R, grid, G, w1, b1, w2, K, H, T(scale),    \
+                               grad_anchors, grad_w1, grad_b1, grad_w2, threads);               \
+  }                                                                                             \
+  IA_EXPORT int ia_softmax_forward_##SUFFIX(T* logits, const T* rows, const T* cols,           \
+                                            const T* mask, int64_t BH, int64_t heads,           \
+                                            int64_t C, int64_t Lq, int64_t start, int64_t hgt,  \
+                                            int64_t wid, T* lse, T* inverse, int threads) {     \
+    softmax_forward<T>(logits, rows, cols, mask, ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, \
+                       lse, inverse, threads);                                                  \
+    return 0;                                                                                   \
+  }                                                                                             \
+  IA_EXPORT int ia_softmax_recompute_##SUFFIX(T* logits, const T* rows, const T* cols,         \
+                                               const T* mask, int64_t BH, int64_t heads,        \
+                                               int64_t C, int64_t Lq, int64_t start,            \
+                                               int64_t hgt, int64_t wid, const T* lse,          \
+                                               int threads) {                                   \
+    softmax_recompute<T>(logits, rows, cols, mask,                                              \
+                         ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, lse, threads);         \
+    return 0;                                                                                   \
+  }                                                                                             \
+  IA_EXPORT int ia_softmax_backward_##SUFFIX(T* grad, const T* probs, const T* delta,          \
+                                              int64_t BH, int64_t heads, int64_t C, int64_t Lq, \
+                                              int64_t start, int64_t hgt, int64_t wid,          \
+                                              T* grad_rows, T* grad_cols, int threads) {        \
+    softmax_backward<T>(grad, probs, delta, ChunkLayout{BH, heads, C, Lq, start, hgt, wid},     \
+                        grad_rows, grad_cols, threads);                                         \
+    return 0;                                                                                   \
+  }
+
+IA_DEFINE(float, f32)
+IA_DEFINE(double, f64)

@@ -1,0 +1,228 @@
+"""The compiled CPU loops: the grid MLP and the grid-biased softmax against plain PyTorch.
+
+Each test checks that the compiled path really ran (a recorded call that returned success), so a
+silent fall-back to the PyTorch path cannot pass for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from indirect_attention.core import GridBias, attend_reference, native
+from indirect_attention.core.grid_attention import grid_attend
+from indirect_attention.core.grid_mlp import grid_mlp, grid_mlp_reference
+
+needs_compiler = pytest.mark.skipif(
+    native._compiler() is None, reason="no C++ compiler on this machine: the PyTorch path runs"
+)
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[tuple[str, bool]]:
+    """Records (kernel name, whether it served the call) for every compiled call."""
+    record: list[tuple[str, bool]] = []
+    original = native.call
+
+    def recording(library, name, dtype, *arguments):
+        served = original(library, name, dtype, *arguments)
+        record.append((name, served))
+        return served
+
+    monkeypatch.setattr(native, "call", recording)
+    return record
+
+
+def make_mlp(inputs: int, hidden: int, heads: int, dtype: torch.dtype) -> nn.Sequential:
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, heads))
+    return mlp.to(dtype)
+
+
+def mlp_results(function, anchors, grid, mlp, cotangent):
+    anchors = anchors.detach().clone().requires_grad_(True)
+    out = function(anchors, grid, mlp, 0.5)
+    grads = torch.autograd.grad((out * cotangent).sum(), [anchors, *mlp.parameters()])
+    return [out, *grads]
+
+
+@needs_compiler
+@pytest.mark.parametrize("inputs", [1, 2])
+@pytest.mark.parametrize("heads", [1, 4, 8, 16])
+@pytest.mark.parametrize("points", [13, 16])  # an odd count: the forward pass pairs points
+def test_compiled_grid_mlp_matches_the_plain_mlp_in_float64(
+    generator, calls, inputs, heads, points
+):
+    mlp = make_mlp(inputs, 32, heads, torch.float64)
+    anchors = torch.rand(37, inputs, generator=generator, dtype=torch.float64) * 4 - 2
+    grid = torch.linspace(-2, 2, points, dtype=torch.float64)
+    cotangent = torch.randn(37, points, heads, generator=generator, dtype=torch.float64)
+    mine = mlp_results(grid_mlp, anchors, grid, mlp, cotangent)
+    theirs = mlp_results(grid_mlp_reference, anchors, grid, mlp, cotangent)
+    assert calls == [("mlp_forward", True), ("mlp_backward", True)]
+    for name, a, b in zip(["out", "anchors", "w1", "b1", "w2", "b2"], mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
+
+
+@needs_compiler
+def test_compiled_grid_mlp_float32_at_pixel_scale_within_1e5(generator, calls):
+    """The bench's sizes (600 rows, 64 points, 512 hidden units, offsets up to 1024 pixels):
+    the output and every gradient within 1e-5 of the plain MLP in float32, the bench's criterion.
+    """
+    mlp = make_mlp(2, 512, 8, torch.float32)
+    anchors = torch.rand(600, 2, generator=generator) * 1024
+    grid = (torch.arange(64, dtype=torch.float32) + 0.5) * 16
+    cotangent = torch.randn(600, 64, 8, generator=generator)
+    expected = mlp_results(grid_mlp_reference, anchors, grid, mlp, cotangent)
+    got = mlp_results(grid_mlp, anchors, grid, mlp, cotangent)
+    assert calls == [("mlp_forward", True), ("mlp_backward", True)]
+    for mine, theirs in zip(got, expected, strict=True):
+        error = (mine - theirs).abs().max() / theirs.abs().max()
+        assert error <= 1e-5
+
+
+@needs_compiler
+@pytest.mark.parametrize(("hidden", "heads"), [(12, 4), (16, 3)])  # K not in lanes; H not built
+def test_sizes_the_compiled_mlp_does_not_cover_take_the_plain_path(generator, calls, hidden, heads):
+    mlp = make_mlp(2, hidden, heads, torch.float32)
+    anchors = torch.rand(5, 2, generator=generator)
+    grid = torch.linspace(0, 1, 7)
+    cotangent = torch.randn(5, 7, heads, generator=generator)
+    mine = mlp_results(grid_mlp, anchors, grid, mlp, cotangent)
+    theirs = mlp_results(grid_mlp_reference, anchors, grid, mlp, cotangent)
+    assert calls == [("mlp_forward", False), ("mlp_backward", False)]
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@needs_compiler
+def test_compiled_grid_mlp_gradcheck(generator):
+    mlp = make_mlp(2, 8, 2, torch.float64)
+    grid = torch.linspace(0, 1, 5, dtype=torch.float64)
+    anchors = torch.rand(3, 2, generator=generator, dtype=torch.float64).requires_grad_()
+
+    def function(anchors, *parameters):
+        return grid_mlp(anchors, grid, mlp, 2.0)
+
+    assert torch.autograd.gradcheck(function, (anchors, *mlp.parameters()))
+
+
+def attention_inputs(generator, dtype, batch=2, heads=2, num_queries=7, height=3, width=5):
+    def draw(*shape, scale=1.0):
+        tensor = torch.randn(shape, generator=generator, dtype=dtype) * scale
+        return tensor.requires_grad_(True)
+
+    keys = height * width
+    return (
+        draw(batch, heads, num_queries, 4),
+        draw(batch, heads, keys, 4),
+        draw(batch, heads, keys, 6),
+        draw(batch, heads, num_queries, height, scale=30.0),  # logits far apart: exp's range
+        draw(batch, heads, num_queries, width, scale=30.0),
+    )
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("chunk_size", [1, 3, 32])
+@pytest.mark.parametrize("masked", [False, True])
+def test_compiled_softmax_equals_dense_attention(generator, calls, dtype, chunk_size, masked):
+    q, k, v, rows, cols = attention_inputs(generator, dtype)
+    mask = None
+    if masked:
+        mask = torch.zeros(2, 15, dtype=torch.bool)
+        mask[0, [0, 4, 14]] = True
+        mask[1] = True  # every key of this batch element masked
+    out = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask, chunk_size=chunk_size)
+    expected, _ = attend_reference(
+        q, k, v, bias=GridBias(rows=rows, cols=cols).dense(), key_padding_mask=mask
+    )
+    cotangent = torch.randn(out.shape, generator=generator, dtype=dtype)
+    leaves = (q, k, v, rows, cols)
+    mine = torch.autograd.grad((out * cotangent).sum(), leaves)
+    theirs = torch.autograd.grad((expected * cotangent).sum(), leaves)
+    names = {name for name, served in calls if served}
+    assert names == {"softmax_forward", "softmax_recompute", "softmax_backward"}
+    tolerance = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {}
+    torch.testing.assert_close(out, expected, **tolerance)
+    for name, a, b in zip(["q", "k", "v", "rows", "cols"], mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, **tolerance, msg=name)
+    if masked:  # a masked key's value gets no gradient at all, not a denormal one
+        assert torch.all(mine[2][0, :, [0, 4, 14]] == 0)
+
+
+@needs_compiler
+def test_compiled_attention_gradcheck(generator):
+    q, k, v, rows, cols = attention_inputs(generator, torch.float64, 1, 1, 3, 2, 2)
+    rows, cols = (t.detach().div(30).requires_grad_(True) for t in (rows, cols))
+    mask = torch.tensor([[False, True, False, False]])
+
+    def function(q, k, v, rows, cols):
+        return grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask, chunk_size=2)
+
+    assert torch.autograd.gradcheck(function, (q, k, v, rows, cols))
+
+
+@needs_compiler
+def test_one_thread_and_two_threads_agree(generator):
+    mlp = make_mlp(2, 64, 8, torch.float64)
+    anchors = torch.rand(41, 2, generator=generator, dtype=torch.float64)
+    grid = torch.linspace(0, 1, 9, dtype=torch.float64)
+    cotangent = torch.randn(41, 9, 8, generator=generator, dtype=torch.float64)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = mlp_results(grid_mlp, anchors, grid, mlp, cotangent)
+        torch.set_num_threads(2)
+        double = mlp_results(grid_mlp, anchors, grid, mlp, cotangent)
+    finally:
+        torch.set_num_threads(previous)
+    for a, b in zip(single, double, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_switched_off_by_the_environment_or_the_context(monkeypatch):
+    tensor = torch.zeros(2)
+    with native.native_disabled():
+        assert native.kernels(tensor) is None
+    monkeypatch.setenv("INDIRECT_ATTENTION_NATIVE", "0")
+    assert native.kernels(tensor) is None
+
+
+def test_tensors_it_cannot_serve_get_none():
+    assert native.kernels(torch.zeros(2, dtype=torch.bfloat16)) is None
+    assert native.kernels(torch.zeros(2), torch.zeros(2, dtype=torch.float64)) is None
+
+
+def test_a_failing_compiler_warns_and_leaves_the_plain_path(monkeypatch, tmp_path, generator):
+    failing = tmp_path / "broken-cxx"
+    failing.write_text("#!/bin/sh\necho 'broken-cxx: cannot compile' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("CXX", str(failing))
+    monkeypatch.setenv("INDIRECT_ATTENTION_CACHE", str(tmp_path / "cache"))
+    native._load.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="compiling the fused CPU kernels failed"):
+            assert native.kernels(torch.zeros(2)) is None
+        mlp = make_mlp(2, 16, 4, torch.float32)
+        anchors, grid = torch.rand(3, 2, generator=generator), torch.linspace(0, 1, 5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once, not on every call
+            out = grid_mlp(anchors, grid, mlp)
+        torch.testing.assert_close(out, grid_mlp_reference(anchors, grid, mlp, 1.0))
+    finally:
+        native._load.cache_clear()
+
+
+@needs_compiler
+def test_build_is_cached_and_written_atomically(monkeypatch, tmp_path):
+    monkeypatch.setenv("INDIRECT_ATTENTION_CACHE", str(tmp_path))
+    compiler = native._compiler()
+    first = native._build(compiler)
+    stamp = first.stat().st_mtime_ns
+    second = native._build(compiler)
+    assert second == first and second.stat().st_mtime_ns == stamp  # not compiled again
+    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [first.name]  # no temp left
