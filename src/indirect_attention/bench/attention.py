@@ -10,6 +10,8 @@ float32. Variants, each timed in its own process, forward (no grad) and forward+
 - ``ours``: :class:`BoxRelativeBias` (chunked MLPs on the pixel grid that never store their hidden
   layer; the bias kept factored as rows + columns) and :func:`attend` (chunked exact attention
   that reduces the bias gradient to rows and columns).
+- ``ours-pytorch``: ours with the compiled CPU loops switched off (:mod:`..core.native`): the
+  same steps as PyTorch operations, to show what the compiled loops buy.
 - ``ours-plain-mlp``: ours with the MLPs evaluated the ordinary way, to show what each step buys.
 - ``ours-h64``: ours with BoxRPB MLPs of hidden width ``light_hidden_dim`` (64, the emoji recipe's
   width) instead of 512: the speed lever of a smaller bias, a different function whose accuracy is
@@ -32,14 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core import attend
+from ..core import attend, native
 from ..detection.box_bias import BoxRelativeBias
 from ..training import RunDir
 from .measure import machine_info, peak_memory_mib, reset_peak_memory, run_in_subprocess, time_call
 
 __all__ = ["VARIANTS", "AttentionBenchConfig", "check_equal", "run"]
 
-VARIANTS = ("floor", "reference", "ours", "ours-plain-mlp", "ours-h64")
+VARIANTS = ("floor", "reference", "ours", "ours-pytorch", "ours-plain-mlp", "ours-h64")
 MODES = ("forward", "train")
 
 
@@ -152,6 +154,11 @@ def _ours(inputs: _Inputs) -> Tensor:
     return attend(inputs.q, inputs.k, inputs.v, bias=bias)  # (B, H, Q, Dh)
 
 
+def _ours_pytorch(inputs: _Inputs) -> Tensor:
+    with native.native_disabled():
+        return _ours(inputs)
+
+
 def _floor(inputs: _Inputs) -> Tensor:
     return F.scaled_dot_product_attention(inputs.q, inputs.k, inputs.v)
 
@@ -160,17 +167,22 @@ _FUNCTIONS = {
     "floor": _floor,
     "reference": _reference,
     "ours": _ours,
+    "ours-pytorch": _ours_pytorch,
     "ours-plain-mlp": _ours,
     "ours-h64": _ours,
 }
 
 
 def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
-    """Compare ours with the reference: output and every gradient, float32 and float64."""
-    report = {}
+    """Compare ours with the reference: output and every gradient, float32 and float64.
+
+    Ours is checked on both CPU paths: with the compiled loops (where a compiler exists) and
+    with plain PyTorch operations; the reported error is the larger of the two.
+    """
+    report: dict = {"compiled_loops": native.kernels(torch.zeros(1)) is not None}
     for dtype in (torch.float32, torch.float64):
         results = []
-        for function in (_reference, _ours):
+        for function in (_reference, _ours, _ours_pytorch):
             inputs = _build(config, size, queries, fast=True, dtype=dtype)
             out = function(inputs)
             cotangent = torch.randn(
@@ -181,13 +193,17 @@ def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
         names = ["out", "q", "k", "v"] + [
             f"mlp.{name}" for name, _ in inputs.box_bias.named_parameters()
         ]
-        worst = {}
-        for name, theirs, mine in zip(names, *results, strict=True):
-            scale = theirs.abs().max().item() or 1.0
-            worst[name] = (mine - theirs).abs().max().item() / scale
+        per_path = {}
+        for path, mine_all in (("compiled", results[1]), ("pytorch", results[2])):
+            worst = {}
+            for name, theirs, mine in zip(names, results[0], mine_all, strict=True):
+                scale = theirs.abs().max().item() or 1.0
+                worst[name] = (mine - theirs).abs().max().item() / scale
+            per_path[path] = worst
         report[str(dtype).replace("torch.", "")] = {
-            "max_relative_error": max(worst.values()),
-            "per_tensor": worst,
+            "max_relative_error": max(max(w.values()) for w in per_path.values()),
+            "per_tensor": per_path["compiled"],
+            "per_tensor_pytorch": per_path["pytorch"],
         }
         del results
         gc.collect()
@@ -213,6 +229,7 @@ def _worker(arguments: list[str]) -> None:
         hidden_dim=config.light_hidden_dim if args.variant == "ours-h64" else None,
     )
     function = _FUNCTIONS[args.variant]
+    compiled = native.kernels(torch.zeros(1)) is not None and args.variant != "ours-pytorch"
 
     def step() -> None:
         if args.mode == "forward":
@@ -228,7 +245,8 @@ def _worker(arguments: list[str]) -> None:
     step()
     peak = peak_memory_mib(baseline)
     timing = time_call(step, repeats=config.repeats, warmup=0)
-    print(json.dumps({**timing, "peak_mib": peak, "threads": torch.get_num_threads()}))
+    threads = torch.get_num_threads()
+    print(json.dumps({**timing, "peak_mib": peak, "threads": threads, "compiled_loops": compiled}))
 
 
 def run(config: AttentionBenchConfig) -> dict:

@@ -153,6 +153,9 @@ def bench_attention_claims(part_dir: Path) -> list[Claim]:
             )
         ]
     label = ", ".join(f"S={r['size']},Q={r['queries']}" for r in ours)
+    if any("compiled_loops" in r for r in ours):
+        compiled = all(r.get("compiled_loops") for r in ours)
+        label += "; compiled CPU loops" if compiled else "; no compiler: PyTorch path"
     light = [r for r in train if r["variant"] == "ours-h64"]
 
     def lever(key: str, unit: str) -> str:
