@@ -226,3 +226,27 @@ def test_build_is_cached_and_written_atomically(monkeypatch, tmp_path):
     second = native._build(compiler)
     assert second == first and second.stat().st_mtime_ns == stamp  # not compiled again
     assert [p.name for p in (tmp_path / "kernels").iterdir()] == [first.name]  # no temp left
+
+
+@needs_compiler
+def test_float32_probabilities_below_2_to_the_minus_64_are_exactly_zero(generator, calls):
+    """The documented cut: such a term is far below float32 rounding of the output, and its
+    products with small gradients would be denormal (slow); float64 keeps every term."""
+    q, k = torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 4, 4)  # equal logits but for the bias
+    v = torch.randn(1, 1, 4, 4, generator=generator)
+    rows = torch.zeros(1, 1, 1, 2)
+    cols = torch.tensor([[[[0.0, -40.0]]]])  # keys 1 and 3: e^-40 ≈ 4e-18 of the largest
+    deep = torch.tensor([[[[0.0, -50.0]]]])  # e^-50 ≈ 2e-22: below the cut
+    for bias, kept in ((cols, True), (deep, False)):
+        v_grad = v.clone().requires_grad_(True)
+        out = grid_attend(q, k, v_grad, rows=rows, cols=bias)
+        out.sum().backward()
+        assert (v_grad.grad[0, 0, [1, 3]] != 0).all() == kept
+        assert (v_grad.grad[0, 0, [1, 3]] == 0).all() == (not kept)
+        expected, _ = attend_reference(q, k, v, bias=GridBias(rows=rows, cols=bias).dense())
+        torch.testing.assert_close(out, expected)
+    q64, k64, v64 = (t.double() for t in (q, k, v))
+    v64.requires_grad_(True)
+    grid_attend(q64, k64, v64, rows=rows.double(), cols=deep.double()).sum().backward()
+    assert (v64.grad[0, 0, [1, 3]] > 0).all()
+    assert {name for name, served in calls if served} >= {"softmax_forward", "softmax_backward"}

@@ -70,6 +70,7 @@ class _GridMLP(torch.autograd.Function):
             out += b2
         ctx.save_for_backward(anchors, grid, w1, b1, w2)
         ctx.scale, ctx.chunk, ctx.has_b2 = scale, chunk, b2 is not None
+        ctx.library = library  # the backward pass takes the path the forward pass took
         return out
 
     @staticmethod
@@ -81,7 +82,7 @@ class _GridMLP(torch.autograd.Function):
         num_points = grid.shape[0]
         grad_out = grad_out.contiguous()
         grad_b2 = grad_out.sum((0, 1)) if ctx.has_b2 else None
-        library = native.kernels(grad_out, anchors, grid, w1, b1, w2)
+        library = ctx.library if grad_out.dtype == anchors.dtype else None
         if library is not None and native.call(
             library, "mlp_backward", anchors.dtype,
             grad_out, anchors, anchors.shape[0], anchors.shape[1], grid, num_points,
