@@ -85,15 +85,18 @@ def test_grid_mlp_rejects_bad_input(generator):
 
 
 @pytest.mark.parametrize("reference_size", [1, 2])
-def test_position_bias_fast_path_equals_plain_path(generator, reference_size, path):
+@pytest.mark.parametrize("log_offsets", [False, True])
+def test_position_bias_fast_path_equals_plain_path(generator, reference_size, log_offsets, path):
     torch.manual_seed(0)
     kwargs = {"reference_size": reference_size, "hidden_dim": 32, "offset_scale": 20.0}
-    fast = RelativePositionBias(3, **kwargs, log_offsets=False).double()
-    plain = RelativePositionBias(3, **kwargs, log_offsets=False, fast=False).double()
+    fast = RelativePositionBias(4, **kwargs, log_offsets=log_offsets).double()
+    plain = RelativePositionBias(4, **kwargs, log_offsets=log_offsets, fast=False).double()
     plain.load_state_dict(fast.state_dict())
     references = torch.rand(2, 4, reference_size, generator=generator, dtype=torch.float64)
+    references[0, 0] = 0.5  # on a position: the log code's slope is 0 there, as autograd's
     positions = value_positions(9, dtype=torch.float64)
-    cotangent = torch.randn(2, 3, 4, 9, generator=generator, dtype=torch.float64)
+    assert (positions == 0.5).any()
+    cotangent = torch.randn(2, 4, 4, 9, generator=generator, dtype=torch.float64)
     results = []
     for module in (fast, plain):
         refs = references.clone().requires_grad_(True)

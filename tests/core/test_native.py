@@ -42,9 +42,9 @@ def make_mlp(inputs: int, hidden: int, heads: int, dtype: torch.dtype) -> nn.Seq
     return mlp.to(dtype)
 
 
-def mlp_results(function, anchors, grid, mlp, cotangent):
+def mlp_results(function, anchors, grid, mlp, cotangent, scale=0.5, log_offsets=False):
     anchors = anchors.detach().clone().requires_grad_(True)
-    out = function(anchors, grid, mlp, 0.5)
+    out = function(anchors, grid, mlp, scale, log_offsets=log_offsets)
     grads = torch.autograd.grad((out * cotangent).sum(), [anchors, *mlp.parameters()])
     return [out, *grads]
 
@@ -53,15 +53,18 @@ def mlp_results(function, anchors, grid, mlp, cotangent):
 @pytest.mark.parametrize("inputs", [1, 2])
 @pytest.mark.parametrize("heads", [1, 4, 8, 16])
 @pytest.mark.parametrize("points", [13, 16])  # an odd count: the forward pass pairs points
+@pytest.mark.parametrize("log_offsets", [False, True])
 def test_compiled_grid_mlp_matches_the_plain_mlp_in_float64(
-    generator, calls, inputs, heads, points
+    generator, calls, inputs, heads, points, log_offsets
 ):
     mlp = make_mlp(inputs, 32, heads, torch.float64)
     anchors = torch.rand(37, inputs, generator=generator, dtype=torch.float64) * 4 - 2
     grid = torch.linspace(-2, 2, points, dtype=torch.float64)
+    anchors[5, 0] = grid[3]  # on a grid point: the log code's slope is 0 there
     cotangent = torch.randn(37, points, heads, generator=generator, dtype=torch.float64)
-    mine = mlp_results(grid_mlp, anchors, grid, mlp, cotangent)
-    theirs = mlp_results(grid_mlp_reference, anchors, grid, mlp, cotangent)
+    scale = 3.0 if log_offsets else 0.5
+    mine = mlp_results(grid_mlp, anchors, grid, mlp, cotangent, scale, log_offsets)
+    theirs = mlp_results(grid_mlp_reference, anchors, grid, mlp, cotangent, scale, log_offsets)
     assert calls == [("mlp_forward", True), ("mlp_backward", True)]
     for name, a, b in zip(["out", "anchors", "w1", "b1", "w2", "b2"], mine, theirs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)

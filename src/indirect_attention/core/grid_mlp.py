@@ -25,6 +25,8 @@ Shapes:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -35,41 +37,66 @@ __all__ = ["grid_mlp", "grid_mlp_reference"]
 _CHUNK_ELEMENTS = 2**17  # hidden-layer elements per chunk: 512 KiB in float32, fits in L2
 
 
-def grid_mlp_reference(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float) -> Tensor:
+def _log_base(scale: float, log_offsets: bool) -> float:
+    """log2(scale) for the signed log code, 0 for plain offsets."""
+    if not log_offsets:
+        return 0.0
+    if scale <= 1.0:
+        raise ValueError(f"log offsets need scale > 1, got {scale}")
+    return math.log2(scale)
+
+
+def _encode(scaled: Tensor, log_base: float) -> Tensor:
+    """Plain scaled offsets, or ``sign(s) log2(1 + |s|) / log_base`` (same shape)."""
+    if log_base <= 0.0:
+        return scaled
+    return torch.sign(scaled) * torch.log2(1.0 + scaled.abs()) / log_base
+
+
+def grid_mlp_reference(
+    anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float, *, log_offsets: bool = False
+) -> Tensor:
     """The plain evaluation (materialises the hidden layer).
 
     Shapes:
         anchors (..., R), grid (G,) -> (..., G, H)
     """
-    offsets = (grid[:, None] - anchors[..., None, :]) * scale  # (..., G, R)
-    return mlp(offsets)  # (..., G, H)
+    scaled = (grid[:, None] - anchors[..., None, :]) * scale  # (..., G, R)
+    return mlp(_encode(scaled, _log_base(scale, log_offsets)))  # (..., G, H)
 
 
-def _offsets(anchors: Tensor, grid: Tensor, scale: float) -> Tensor:
-    return (grid[None, :, None] - anchors[:, None, :]) * scale  # (C, G, R)
+def _offsets(anchors: Tensor, grid: Tensor, scale: float, log_base: float) -> Tensor:
+    return _encode((grid[None, :, None] - anchors[:, None, :]) * scale, log_base)  # (C, G, R)
+
+
+def _log_slope(anchors: Tensor, grid: Tensor, scale: float, log_base: float) -> Tensor:
+    """d code / d anchor of the log code; 0 where s = 0, as autograd computes it via sign(s)."""
+    scaled = (grid[None, :, None] - anchors[:, None, :]) * scale  # (C, G, R)
+    slope = -scale / ((1.0 + scaled.abs()) * math.log(2.0) * log_base)
+    return torch.where(scaled == 0, torch.zeros_like(slope), slope)  # (C, G, R)
 
 
 class _GridMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, anchors, grid, w1, b1, w2, b2, scale, chunk):  # type: ignore[override]
+    def forward(ctx, anchors, grid, w1, b1, w2, b2, scale, log_base, chunk):  # type: ignore[override]
         num_rows, num_points = anchors.shape[0], grid.shape[0]
         out = anchors.new_empty((num_rows, num_points, w2.shape[0]))  # (N, G, H)
         library = native.kernels(anchors, grid, w1, b1, w2)
         fused = library is not None and native.call(
             library, "mlp_forward", anchors.dtype,
             anchors, num_rows, anchors.shape[1], grid, num_points,
-            w1.contiguous(), b1, w2.contiguous(), w1.shape[0], w2.shape[0], scale, out,
+            w1.contiguous(), b1, w2.contiguous(), w1.shape[0], w2.shape[0], scale, log_base, out,
         )  # fmt: skip
         if not fused:
             for start in range(0, num_rows, chunk):
                 stop = min(start + chunk, num_rows)
-                offsets = _offsets(anchors[start:stop], grid, scale).flatten(0, 1)  # (C·G, R)
+                offsets = _offsets(anchors[start:stop], grid, scale, log_base).flatten(0, 1)
                 hidden = torch.addmm(b1, offsets, w1.t()).clamp_(min=0)  # (C·G, K)
                 torch.matmul(hidden, w2.t(), out=out[start:stop].view(-1, w2.shape[0]))
         if b2 is not None:
             out += b2
         ctx.save_for_backward(anchors, grid, w1, b1, w2)
-        ctx.scale, ctx.chunk, ctx.has_b2 = scale, chunk, b2 is not None
+        ctx.scale, ctx.log_base, ctx.chunk, ctx.has_b2 = scale, log_base, chunk, b2 is not None
         ctx.library = library  # the backward pass takes the path the forward pass took
         return out
 
@@ -87,33 +114,49 @@ class _GridMLP(torch.autograd.Function):
             library, "mlp_backward", anchors.dtype,
             grad_out, anchors, anchors.shape[0], anchors.shape[1], grid, num_points,
             w1.contiguous(), b1, w2.contiguous(), w1.shape[0], w2.shape[0], ctx.scale,
-            grad_anchors, grad_w1, grad_b1, grad_w2,
+            ctx.log_base, grad_anchors, grad_w1, grad_b1, grad_w2,
         ):  # fmt: skip
-            return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None
+            return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
         for start in range(0, anchors.shape[0], ctx.chunk):
             stop = min(start + ctx.chunk, anchors.shape[0])
-            offsets = _offsets(anchors[start:stop], grid, ctx.scale).flatten(0, 1)  # (C·G, R)
+            rows = anchors[start:stop]
+            offsets = _offsets(rows, grid, ctx.scale, ctx.log_base).flatten(0, 1)  # (C·G, R)
             pre = torch.addmm(b1, offsets, w1.t())  # (C·G, K)
             grad_chunk = grad_out[start:stop].flatten(0, 1)  # (C·G, H)
             # ReLU's own backward kernel: one pass, no boolean mask tensor
             grad_pre = torch.ops.aten.threshold_backward(grad_chunk @ w2, pre, 0.0)  # (C·G, K)
             grad_w2.addmm_(grad_chunk.t(), pre.clamp_(min=0))  # pre is the hidden layer now
             grad_w1.addmm_(grad_pre.t(), offsets)
-            # Each row's anchors and b1 see the hidden gradient summed over the grid: sum first
+            # Each row's b1 (and, with plain offsets, its anchors: the slope is -scale at every
+            # point) sees the hidden gradient summed over the grid: sum first
             per_row = grad_pre.view(stop - start, num_points, -1).sum(1)  # (C, K)
             grad_b1 += per_row.sum(0)
-            grad_anchors[start:stop] = (per_row @ w1) * -ctx.scale  # (C, R)
-        return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None
+            if ctx.log_base > 0.0:
+                slope = _log_slope(rows, grid, ctx.scale, ctx.log_base)  # (C, G, R)
+                grad_offsets = (grad_pre @ w1).view_as(slope)  # (C, G, R)
+                grad_anchors[start:stop] = (grad_offsets * slope).sum(1)
+            else:
+                grad_anchors[start:stop] = (per_row @ w1) * -ctx.scale  # (C, R)
+        return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
 
 
-def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1.0) -> Tensor:
-    """Evaluate ``mlp((p_g - anchors) * scale)`` for every grid point, exactly and lean.
+def grid_mlp(
+    anchors: Tensor,
+    grid: Tensor,
+    mlp: nn.Sequential,
+    scale: float = 1.0,
+    *,
+    log_offsets: bool = False,
+) -> Tensor:
+    """Evaluate ``mlp(code((p_g - anchors) * scale))`` for every grid point, exactly and lean.
 
     Args:
         anchors: Each row's anchor coordinates (a point, or an interval's two edges).
         grid: Grid coordinates shared by every row (no gradient flows to them).
         mlp: ``Sequential(Linear(R, K), ReLU, Linear(K, H))``; its parameters get gradients.
         scale: Multiplier of the offsets.
+        log_offsets: Code the scaled offsets s as ``sign(s) log2(1 + |s|) / log2(scale)``
+            (:class:`RelativePositionBias`'s compression; needs scale > 1); else code(s) = s.
 
     Returns:
         The MLP output on the grid; equal to :func:`grid_mlp_reference` up to round-off.
@@ -134,7 +177,7 @@ def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1
         # Mixed precision: the bias feeds a softmax, so it is computed in float32; autocast is
         # switched off so the chunked kernel sees one dtype throughout.
         with torch.autocast(device_type=device_type, enabled=False):
-            return grid_mlp(anchors.float(), grid, mlp, scale)
+            return grid_mlp(anchors.float(), grid, mlp, scale, log_offsets=log_offsets)
     leading = anchors.shape[:-1]
     flat = anchors.reshape(-1, anchors.shape[-1]).contiguous()  # (N, R)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, grid.shape[0] * first.out_features))
@@ -146,6 +189,7 @@ def grid_mlp(anchors: Tensor, grid: Tensor, mlp: nn.Sequential, scale: float = 1
         second.weight,
         second.bias,
         float(scale),
+        _log_base(scale, log_offsets),
         chunk,
     )  # (N, G, H)
     return out.reshape(*leading, grid.shape[0], second.out_features)  # (..., G, H)

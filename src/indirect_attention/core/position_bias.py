@@ -120,9 +120,9 @@ class RelativePositionBias(nn.Module):
         log_offsets: Whether to apply the signed log compression.
         output_bias: Whether φ's last layer has a bias. A per-head constant does not change the
             softmax (its gradient is zero), so a bias only matters if φ is read elsewhere.
-        fast: Without log compression and on positions shared by the batch, fold the first
-            layer and evaluate the MLP through :func:`grid_mlp`, which never stores its
-            (B, Lq, Lk, hidden) hidden layer (same result, less memory, faster).
+        fast: On positions shared by the batch, evaluate the MLP through :func:`grid_mlp`,
+            which never stores its (B, Lq, Lk, hidden) hidden layer (same result, less memory,
+            faster).
 
     Shapes:
         references (B, Lq, R), positions (Lk,) or (B, Lk) -> bias (B, H, Lq, Lk)
@@ -175,7 +175,7 @@ class RelativePositionBias(nn.Module):
                 f"got {tuple(references.shape)}"
             )
         positions = positions.to(references.dtype)
-        if self.fast and not self.log_offsets and positions.dim() == 1:
+        if self.fast and positions.dim() == 1:
             return self._forward_on_grid(references, positions)
         offsets = relative_offsets(references, positions)  # (B, Lq, Lk, R)
         bias = self.mlp(self.encode_offsets(offsets))  # (B, Lq, Lk, H)
@@ -183,7 +183,13 @@ class RelativePositionBias(nn.Module):
 
     def _forward_on_grid(self, references: Tensor, positions: Tensor) -> Tensor:
         """Same result through :func:`grid_mlp`, which never stores the hidden layer."""
-        bias = grid_mlp(_anchors(references), positions, self.mlp, self.offset_scale)  # (B,Lq,Lk,H)
+        bias = grid_mlp(
+            _anchors(references),
+            positions,
+            self.mlp,
+            self.offset_scale,
+            log_offsets=self.log_offsets,
+        )  # (B, Lq, Lk, H)
         return bias.permute(0, 3, 1, 2)  # (B, H, Lq, Lk)
 
 

@@ -161,11 +161,34 @@ inline V preactivation(const V* offsets, const V* w1, const V& b1) {
   }
 }
 
+// The MLP's input for a grid point p and an anchor a: s = (p - a) * scale, then, with a log base
+// L > 0, the signed log compression sign(s) log2(1 + |s|) / L (paper §5's φ on far offsets),
+// in the plain path's order of operations.
+template <typename T>
+struct OffsetCode {
+  T scale, log_base;
+
+  T value(T grid_point, T anchor) const {
+    const T s = (grid_point - anchor) * scale;
+    if (log_base <= T(0)) return s;
+    const T sign = s > T(0) ? T(1) : (s < T(0) ? T(-1) : T(0));
+    return sign * std::log2(T(1) + std::abs(s)) / log_base;
+  }
+
+  // d value / d anchor; at s = 0 the log code's is 0, as autograd computes it through sign(s).
+  T slope(T grid_point, T anchor) const {
+    if (log_base <= T(0)) return -scale;
+    const T s = (grid_point - anchor) * scale;
+    if (s == T(0)) return T(0);
+    return -scale / ((T(1) + std::abs(s)) * T(0.693147180559945309) * log_base);
+  }
+};
+
 // out[n, g, :] = w2 · relu(pre(n, g)); hidden units in vectors of L, two grid points at a time
 // so that each w2 load feeds two products.
 template <typename T, int R, int H>
 void mlp_forward(const T* anchors, int64_t N, const T* grid, int64_t G, const T* w1t,
-                 const T* b1, const T* w2, int64_t K, T scale, T* out, int threads) {
+                 const T* b1, const T* w2, int64_t K, OffsetCode<T> code, T* out, int threads) {
   typedef typename Vector<T>::type V;
   constexpr int L = sizeof(V) / sizeof(T);
   parallel_for(N, threads, [&](int64_t begin, int64_t end, int) {
@@ -174,8 +197,8 @@ void mlp_forward(const T* anchors, int64_t N, const T* grid, int64_t G, const T*
         const int64_t g1 = std::min(g + 1, G - 1);  // an odd last point is computed twice
         V off0[R], off1[R];
         for (int r = 0; r < R; ++r) {
-          off0[r] = V{} + (grid[g] - anchors[n * R + r]) * scale;
-          off1[r] = V{} + (grid[g1] - anchors[n * R + r]) * scale;
+          off0[r] = V{} + code.value(grid[g], anchors[n * R + r]);
+          off1[r] = V{} + code.value(grid[g1], anchors[n * R + r]);
         }
         V acc0[H] = {}, acc1[H] = {};
         for (int64_t k = 0; k < K; k += L) {
@@ -204,11 +227,13 @@ void mlp_forward(const T* anchors, int64_t N, const T* grid, int64_t G, const T*
 
 // Gradients of the MLP. For each row and each vector of hidden units, the loop over grid points
 // keeps the weight gradients in registers; they are added to the worker's totals once per row
-// (sums over a row's grid points, then over rows, then over workers).
-template <typename T, int R, int H>
+// (sums over a row's grid points, then over rows, then over workers). With linear offsets the
+// anchors' gradient is the grid-summed pre-activation gradient times w1 times -scale; with the
+// log code the slope differs per grid point and is applied inside the loop (Log).
+template <typename T, int R, int H, bool Log>
 void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid, int64_t G,
-                  const T* w1t, const T* b1, const T* w2, int64_t K, T scale, T* grad_anchors,
-                  T* grad_w1t, T* grad_b1, T* grad_w2, int threads) {
+                  const T* w1t, const T* b1, const T* w2, int64_t K, OffsetCode<T> code,
+                  T* grad_anchors, T* grad_w1t, T* grad_b1, T* grad_w2, int threads) {
   typedef typename Vector<T>::type V;
   constexpr int L = sizeof(V) / sizeof(T);
   const int64_t totals = R * K + K + H * K;  // w1ᵀ, b1, w2
@@ -229,7 +254,7 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
         const V zero = V{};
         for (int64_t g = 0; g < G; ++g) {
           V offsets[R];
-          for (int r = 0; r < R; ++r) offsets[r] = V{} + (grid[g] - anchors[n * R + r]) * scale;
+          for (int r = 0; r < R; ++r) offsets[r] = V{} + code.value(grid[g], anchors[n * R + r]);
           const V pre = preactivation<R>(offsets, weight, bias);
           const V hidden = pre > zero ? pre : zero;
           V grad_hidden = zero;
@@ -241,17 +266,25 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
           const V grad_pre = pre > zero ? grad_hidden : zero;
           sum_b1 += grad_pre;
           for (int r = 0; r < R; ++r) sum_w1[r] = fmadd(grad_pre, offsets[r], sum_w1[r]);
+          if constexpr (Log) {
+            for (int r = 0; r < R; ++r) {
+              const V slope = V{} + code.slope(grid[g], anchors[n * R + r]);
+              anchor_sum[r] = fmadd(grad_pre, weight[r] * slope, anchor_sum[r]);
+            }
+          }
         }
         for (int r = 0; r < R; ++r) {
           store(total_w1t + r * K + k, load<V>(total_w1t + r * K + k) + sum_w1[r]);
-          anchor_sum[r] = fmadd(sum_b1, weight[r], anchor_sum[r]);
+          if constexpr (!Log) anchor_sum[r] = fmadd(sum_b1, weight[r], anchor_sum[r]);
         }
         store(total_b1 + k, load<V>(total_b1 + k) + sum_b1);
         for (int h = 0; h < H; ++h)
           store(total_w2 + h * K + k, load<V>(total_w2 + h * K + k) + sum_w2[h]);
       }
-      // d offsets / d anchors = -scale
-      for (int r = 0; r < R; ++r) grad_anchors[n * R + r] = -scale * lane_sum(anchor_sum[r]);
+      for (int r = 0; r < R; ++r) {
+        const T sum = lane_sum(anchor_sum[r]);
+        grad_anchors[n * R + r] = Log ? sum : -code.scale * sum;  // Log: slopes applied already
+      }
     }
   });
   std::fill(grad_w1t, grad_w1t + R * K, T(0));
@@ -288,13 +321,13 @@ bool dispatch(int64_t R, int64_t H, const Fn& fn) {
 
 template <typename T>
 int mlp_forward_any(const T* anchors, int64_t N, int64_t R, const T* grid, int64_t G,
-                    const T* w1, const T* b1, const T* w2, int64_t K, int64_t H, T scale, T* out,
-                    int threads) {
+                    const T* w1, const T* b1, const T* w2, int64_t K, int64_t H,
+                    OffsetCode<T> code, T* out, int threads) {
   if (K % (32 / int64_t(sizeof(T))) != 0) return 1;
   std::vector<T> w1t(R * K);
   transpose(w1, K, R, w1t.data());
   const bool done = dispatch(R, H, [&]<int r, int h>() {
-    mlp_forward<T, r, h>(anchors, N, grid, G, w1t.data(), b1, w2, K, scale, out, threads);
+    mlp_forward<T, r, h>(anchors, N, grid, G, w1t.data(), b1, w2, K, code, out, threads);
   });
   return done ? 0 : 1;
 }
@@ -302,13 +335,18 @@ int mlp_forward_any(const T* anchors, int64_t N, int64_t R, const T* grid, int64
 template <typename T>
 int mlp_backward_any(const T* grad_out, const T* anchors, int64_t N, int64_t R, const T* grid,
                      int64_t G, const T* w1, const T* b1, const T* w2, int64_t K, int64_t H,
-                     T scale, T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2, int threads) {
+                     OffsetCode<T> code, T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2,
+                     int threads) {
   if (K % (32 / int64_t(sizeof(T))) != 0) return 1;
   std::vector<T> w1t(R * K), grad_w1t(R * K);
   transpose(w1, K, R, w1t.data());
   const bool done = dispatch(R, H, [&]<int r, int h>() {
-    mlp_backward<T, r, h>(grad_out, anchors, N, grid, G, w1t.data(), b1, w2, K, scale,
-                          grad_anchors, grad_w1t.data(), grad_b1, grad_w2, threads);
+    if (code.log_base > T(0))
+      mlp_backward<T, r, h, true>(grad_out, anchors, N, grid, G, w1t.data(), b1, w2, K, code,
+                                  grad_anchors, grad_w1t.data(), grad_b1, grad_w2, threads);
+    else
+      mlp_backward<T, r, h, false>(grad_out, anchors, N, grid, G, w1t.data(), b1, w2, K, code,
+                                   grad_anchors, grad_w1t.data(), grad_b1, grad_w2, threads);
   });
   if (!done) return 1;
   transpose(grad_w1t.data(), R, K, grad_w1);
@@ -448,16 +486,18 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
 #define IA_DEFINE(T, SUFFIX)                                                                    \
   IA_EXPORT int ia_mlp_forward_##SUFFIX(const T* anchors, int64_t N, int64_t R, const T* grid,  \
                                         int64_t G, const T* w1, const T* b1, const T* w2,       \
-                                        int64_t K, int64_t H, double scale, T* out,             \
-                                        int threads) {                                          \
-    return mlp_forward_any<T>(anchors, N, R, grid, G, w1, b1, w2, K, H, T(scale), out, threads); \
+                                        int64_t K, int64_t H, double scale, double log_base,    \
+                                        T* out, int threads) {                                  \
+    return mlp_forward_any<T>(anchors, N, R, grid, G, w1, b1, w2, K, H,                         \
+                              OffsetCode<T>{T(scale), T(log_base)}, out, threads);              \
   }                                                                                             \
   IA_EXPORT int ia_mlp_backward_##SUFFIX(                                                       \
       const T* grad_out, const T* anchors, int64_t N, int64_t R, const T* grid, int64_t G,      \
       const T* w1, const T* b1, const T* w2, int64_t K, int64_t H, double scale,                \
-      T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2, int threads) {                       \
-    return mlp_backward_any<T>(grad_out, anchors, N, R, grid, G, w1, b1, w2, K, H, T(scale),    \
-                               grad_anchors, grad_w1, grad_b1, grad_w2, threads);               \
+      double log_base, T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2, int threads) {      \
+    return mlp_backward_any<T>(grad_out, anchors, N, R, grid, G, w1, b1, w2, K, H,              \
+                               OffsetCode<T>{T(scale), T(log_base)}, grad_anchors, grad_w1,     \
+                               grad_b1, grad_w2, threads);                                      \
   }                                                                                             \
   IA_EXPORT int ia_softmax_forward_##SUFFIX(T* logits, const T* rows, const T* cols,           \
                                             const T* mask, int64_t BH, int64_t heads,           \
