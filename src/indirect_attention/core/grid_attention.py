@@ -74,9 +74,9 @@ def _layout(rows: Tensor, cols: Tensor, start: int, stop: int) -> tuple[int, ...
     return batch * heads, heads, stop - start, num_queries, start, height, cols.shape[-1]
 
 
-def _part(buffer: Tensor, k_t: Tensor, start: int, stop: int) -> Tensor:
-    """A contiguous (B·H, C, Lk) view at the front of a flat work buffer."""
-    shape = (k_t.shape[0], stop - start, k_t.shape[-1])
+def _part(buffer: Tensor, like: Tensor, start: int, stop: int) -> Tensor:
+    """A contiguous (B·H, C, like's last size) view at the front of a flat work buffer."""
+    shape = (like.shape[0], stop - start, like.shape[-1])
     return buffer[: shape[0] * shape[1] * shape[2]].view(shape)
 
 
@@ -100,6 +100,7 @@ class _FusedGridAttention(torch.autograd.Function):
         lse = q.new_empty((batch * heads, num_queries))  # (B·H, Lq)
         inverse = torch.empty_like(lse)  # (B·H, Lq), 1 / the softmax's sum
         buffer = q.new_empty(batch * heads * min(chunk, num_queries) * k_t.shape[-1])
+        result = q.new_empty(batch * heads * min(chunk, num_queries) * values.shape[-1])
         for start in range(0, num_queries, chunk):
             stop = min(start + chunk, num_queries)
             probs = torch.bmm(q_scaled[:, start:stop], k_t, out=_part(buffer, k_t, start, stop))
@@ -108,8 +109,9 @@ class _FusedGridAttention(torch.autograd.Function):
                 probs, rows, cols, mask, *_layout(rows, cols, start, stop), lse, inverse,
             )  # fmt: skip
             # probs holds exp(logit - max) unnormalised; the division comes after the product
-            torch.bmm(probs, values, out=out[:, start:stop])
-            out[:, start:stop] *= inverse[:, start:stop, None]
+            # (written to a contiguous buffer: BLAS is slower into a strided slice)
+            product = torch.bmm(probs, values, out=_part(result, values, start, stop))
+            torch.mul(product, inverse[:, start:stop, None], out=out[:, start:stop])
         out = out.view(batch, heads, num_queries, -1)  # (B, H, Lq, Dv)
         ctx.save_for_backward(q_scaled, k_t, v, rows, cols, mask, out, lse)
         ctx.chunk, ctx.library = chunk, library
@@ -133,6 +135,7 @@ class _FusedGridAttention(torch.autograd.Function):
         grad_rows, grad_cols = torch.empty_like(rows), torch.empty_like(cols)
         size = batch * heads * min(ctx.chunk, num_queries) * k_t.shape[-1]
         probs_buffer, grad_buffer = q_scaled.new_empty(size), q_scaled.new_empty(size)
+        result = q_scaled.new_empty(batch * heads * min(ctx.chunk, num_queries) * head_dim)
         for start in range(0, num_queries, ctx.chunk):
             stop = min(start + ctx.chunk, num_queries)
             layout = _layout(rows, cols, start, stop)
@@ -146,9 +149,10 @@ class _FusedGridAttention(torch.autograd.Function):
             grad_logits = torch.bmm(grad_chunk, v_t, out=_part(grad_buffer, k_t, start, stop))
             native.call(library, "softmax_backward", q_scaled.dtype, grad_logits, probs, delta,
                         *layout, grad_rows, grad_cols)  # fmt: skip
-            torch.bmm(grad_logits, keys, out=grad_q[:, start:stop])
+            product = torch.bmm(grad_logits, keys, out=_part(result, keys, start, stop))
+            torch.mul(product, head_dim**-0.5, out=grad_q[:, start:stop])  # q was scaled
             grad_k.baddbmm_(grad_logits.transpose(1, 2), q_scaled[:, start:stop])
-        grad_q = (grad_q * head_dim**-0.5).view(batch, heads, num_queries, head_dim)
+        grad_q = grad_q.view(batch, heads, num_queries, head_dim)
         grad_k = grad_k.view(batch, heads, -1, head_dim)
         grad_v = grad_v.view(batch, heads, -1, v.shape[-1])
         return grad_q, grad_k, grad_v, grad_rows, grad_cols, None, None, None

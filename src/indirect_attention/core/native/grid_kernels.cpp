@@ -4,11 +4,13 @@
 // instruction set) and called through ctypes with raw pointers to contiguous tensors. The matrix
 // products stay in PyTorch (BLAS); what lives here are the element-wise passes that PyTorch runs
 // as several separate kernels:
-//   - the two-layer ReLU MLP on grid offsets, forward and backward, one pass per (row, grid
-//     point) with the hidden layer kept in a K-element buffer;
+//   - the two-layer ReLU MLP on grid offsets (plain or signed-log coded), forward and backward,
+//     one pass per (row, grid point) with the hidden layer in vector registers a block of units
+//     at a time and the weight gradients summed there over the row's grid points;
 //   - the biased softmax of one chunk of attention logits (rows ⊕ cols bias, key mask, softmax,
 //     log-sum-exp), the probabilities recomputed from that log-sum-exp in the backward pass,
 //     and the softmax backward with its reduction to the row and column bias gradients.
+// Denormals are flushed, and float32 probabilities below 2^-64 are 0 (see exp_value).
 // Every function exists for float and double; the Python side picks one by the tensor dtype.
 //
 // Shapes (row-major, contiguous):
