@@ -2,7 +2,7 @@
 
 ``grid_kernels.cpp`` is compiled with the system's C++ compiler for this machine's instruction set
 (``-O3 -march=native``) into a per-user cache, keyed by the source, the compiler, its flags and the
-CPU, and loaded with :mod:`ctypes`. It takes a second or two, once; nothing is downloaded. Where
+CPU, and loaded with :mod:`ctypes`. It takes about 7 s, once; nothing is downloaded. Where
 no compiler is found or compilation fails, :func:`kernels` warns once and returns None, and the
 callers use their plain-PyTorch path (same results, slower).
 
