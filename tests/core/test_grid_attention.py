@@ -40,16 +40,6 @@ def _graph_has(tensor, name: str) -> bool:
     return False
 
 
-@pytest.fixture(params=["compiled", "pytorch"])
-def path(request):
-    """Both CPU paths: the compiled softmax loops (where a compiler exists) and plain PyTorch."""
-    if request.param == "pytorch":
-        with native.native_disabled():
-            yield request.param
-    else:
-        yield request.param
-
-
 @pytest.mark.parametrize("chunk_size", [1, 3, 64])
 @pytest.mark.parametrize("masked", [False, True])
 def test_chunked_equals_dense_bias_with_gradients(generator, chunk_size, masked, path):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from indirect_attention import RelativePositionBias
-from indirect_attention.core import native, value_positions
+from indirect_attention.core import value_positions
 from indirect_attention.core.grid_mlp import grid_mlp, grid_mlp_reference
 
 
@@ -16,16 +16,6 @@ def make_mlp(anchors: int, hidden: int, heads: int, *, output_bias: bool = True)
     return nn.Sequential(
         nn.Linear(anchors, hidden), nn.ReLU(), nn.Linear(hidden, heads, bias=output_bias)
     ).double()
-
-
-@pytest.fixture(params=["compiled", "pytorch"])
-def path(request):
-    """Both CPU paths: the compiled loops (where a compiler exists) and the chunked PyTorch one."""
-    if request.param == "pytorch":
-        with native.native_disabled():
-            yield request.param
-    else:
-        yield request.param
 
 
 @pytest.mark.parametrize("output_bias", [True, False])
