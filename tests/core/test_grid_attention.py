@@ -94,21 +94,30 @@ def test_chunk_size_must_be_positive(generator):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention trains only on CUDA")
 def test_flex_attention_path_equals_the_chunked_path_on_cuda():
     generator = torch.Generator().manual_seed(0)
-    q, k, v, rows, cols = (
+    q, k, _, rows, cols = (
         t.detach().float().cuda().requires_grad_(True)
         for t in tensors(generator, 2, 2, 128, 8, 16, 16)
     )
-    v = v.detach()[..., :16].contiguous().requires_grad_(True)  # FlexAttention wants Dv == Dh
+    v = torch.randn(2, 2, 128, 16, generator=generator).cuda().requires_grad_(True)  # Dv == Dh
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a silent fall-back to the chunked path fails the test
+        # a silent fall-back to the chunked path fails the test (PyTorch's own deprecation
+        # warnings from inside torch.compile do not)
+        warnings.filterwarnings("error", message="FlexAttention failed")
         out = grid_attend(q, k, v, rows=rows, cols=cols)
-    expected = _GridAttention.apply(q, k, v, rows, cols, None, 32)
+    full_cols = cols.expand(2, -1, -1, -1).contiguous()  # the Function takes unbroadcast biases
+    expected = _GridAttention.apply(q, k, v, rows, full_cols, None, 32)
     torch.testing.assert_close(out, expected, atol=2e-3, rtol=2e-3)
     leaves = (q, k, v, rows, cols)
     mine = torch.autograd.grad(out.sum(), leaves)
     theirs = torch.autograd.grad(expected.sum(), leaves)
     for a, b in zip(mine, theirs, strict=True):
         torch.testing.assert_close(a, b, atol=2e-3, rtol=2e-3)
+    narrow = v.detach()[..., :6].contiguous()  # Dv = 6: FlexAttention is not tried, no warning
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="FlexAttention failed")
+        out = grid_attend(q, k, narrow, rows=rows, cols=cols)
+    assert _graph_has(out, "_GridAttention")  # the chunked path (CUDA has no compiled loops)
+    torch.testing.assert_close(out, _GridAttention.apply(q, k, narrow, rows, full_cols, None, 32))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -231,8 +231,9 @@ def grid_attend(
         key_padding_mask: True marks a cell to ignore.
         chunk_size: Queries per chunk; memory grows with it, speed barely does.
 
-    On CUDA without a key mask the computation goes to compiled FlexAttention with the bias as a
-    score modification; elsewhere (and if compilation fails, with a warning) to the chunked path.
+    On CUDA without a key mask (and with Dh = Dv ≥ 16) the computation goes to compiled
+    FlexAttention with the bias as a score modification; elsewhere (and if compilation fails, with
+    a warning) to the chunked path.
 
     Shapes:
         q (B, H, Lq, Dh), k (B, H, h·w, Dh), v (B, H, h·w, Dv), rows (B, H, Lq, h),
@@ -267,7 +268,9 @@ def grid_attend(
         mask_bias = mask_bias.masked_fill(keep, float("-inf"))[:, None, None, :]  # (B, 1, 1, Lk)
         alive = (~dead).to(q.dtype)[:, None, None, None]  # (B, 1, 1, 1)
     out = None
-    if q.is_cuda and mask_bias is None and _compiled_flex_attention() is not None:
+    # FlexAttention's compiled kernel wants equal query and value widths of at least 16
+    flex_sizes = q.shape[-1] == v.shape[-1] >= 16
+    if q.is_cuda and mask_bias is None and flex_sizes and _compiled_flex_attention() is not None:
         try:
             out = _flex_grid_attend(q, k, v, rows, cols)
         except Exception as error:  # a compiler failure must not stop training: say so, go on
