@@ -179,7 +179,7 @@ def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
     Ours is checked on both CPU paths: with the compiled loops (where a compiler exists) and
     with plain PyTorch operations; the reported error is the larger of the two.
     """
-    report: dict = {"compiled_loops": native.kernels(torch.zeros(1)) is not None}
+    report: dict = {"compiled_loops": native.available()}
     for dtype in (torch.float32, torch.float64):
         results = []
         for function in (_reference, _ours, _ours_pytorch):
@@ -229,7 +229,7 @@ def _worker(arguments: list[str]) -> None:
         hidden_dim=config.light_hidden_dim if args.variant == "ours-h64" else None,
     )
     function = _FUNCTIONS[args.variant]
-    compiled = native.kernels(torch.zeros(1)) is not None and args.variant != "ours-pytorch"
+    compiled = native.available() and args.variant != "ours-pytorch"
 
     def step() -> None:
         if args.mode == "forward":

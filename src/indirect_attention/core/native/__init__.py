@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["call", "enabled", "kernels", "native_disabled"]
+__all__ = ["available", "call", "enabled", "kernels", "native_disabled"]
 
 _SOURCE = Path(__file__).with_name("grid_kernels.cpp")
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++20", "-ffp-contract=off", "-shared", "-fPIC")
@@ -124,6 +124,11 @@ def kernels(*tensors: Tensor) -> ctypes.CDLL | None:
     if len({t.dtype for t in tensors}) != 1:
         return None
     return _load()
+
+
+def available() -> bool:
+    """Whether the compiled loops would serve float32 CPU tensors here (switched on and built)."""
+    return kernels(torch.zeros(1)) is not None
 
 
 @contextlib.contextmanager

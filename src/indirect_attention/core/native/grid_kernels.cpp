@@ -256,8 +256,19 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
     T* total_w1t = work.data() + worker * totals;
     T* total_b1 = total_w1t + R * K;
     T* total_w2 = total_b1 + K;
+    // the row's coded offsets and their slopes, computed once per row instead of once per
+    // block of hidden units
+    std::vector<T> row_code(2 * G * R);
+    T* row_offsets = row_code.data();
+    T* row_slopes = row_offsets + G * R;
     for (int64_t n = begin; n < end; ++n) {
       const T* upstream = grad_out + n * G * H;
+      for (int64_t g = 0; g < G; ++g) {
+        for (int r = 0; r < R; ++r) {
+          row_offsets[g * R + r] = code.value(grid[g], anchors[n * R + r]);
+          if constexpr (Log) row_slopes[g * R + r] = code.slope(grid[g], anchors[n * R + r]);
+        }
+      }
       V anchor_sum[R] = {};
       for (int64_t k = 0; k < K; k += L) {
         V weight[R], weight2[H], sum_w1[R] = {}, sum_w2[H] = {}, sum_b1 = {};
@@ -267,7 +278,7 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
         const V zero = V{};
         for (int64_t g = 0; g < G; ++g) {
           V offsets[R];
-          for (int r = 0; r < R; ++r) offsets[r] = V{} + code.value(grid[g], anchors[n * R + r]);
+          for (int r = 0; r < R; ++r) offsets[r] = V{} + row_offsets[g * R + r];
           const V pre = preactivation<R>(offsets, weight, bias);
           const V hidden = pre > zero ? pre : zero;
           V grad_hidden = zero;
@@ -281,7 +292,7 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
           for (int r = 0; r < R; ++r) sum_w1[r] = fmadd(grad_pre, offsets[r], sum_w1[r]);
           if constexpr (Log) {
             for (int r = 0; r < R; ++r) {
-              const V slope = V{} + code.slope(grid[g], anchors[n * R + r]);
+              const V slope = V{} + row_slopes[g * R + r];
               anchor_sum[r] = fmadd(grad_pre, weight[r] * slope, anchor_sum[r]);
             }
           }
