@@ -151,3 +151,44 @@ def test_content_enriched_queries(generator):
         queries(content[:, :2])
     with pytest.raises(ValueError, match=r"content must have feature size 4"):
         queries(torch.zeros(2, 5, 3))
+
+
+def test_pointer_update_blends_old_reference_with_the_pointed_position():
+    from indirect_attention import PointerUpdate
+
+    torch.manual_seed(0)
+    update = PointerUpdate(6, num_positions=5)
+    references = torch.rand(2, 3, 1)
+    outputs = torch.randn(2, 3, 6)
+    # the plain formula, written out independently of the module
+    features = torch.nn.functional.layer_norm(outputs, (6,))
+    weights = torch.softmax(features @ update.pointer.weight.T + update.pointer.bias, dim=-1)
+    target = (weights * ((torch.arange(5) + 0.5) / 5)).sum(-1, keepdim=True)
+    gate = torch.sigmoid(features @ update.gate.weight.T + update.gate.bias)
+    expected = (1 - gate) * references + gate * target
+    assert torch.allclose(update(references, outputs), expected, atol=1e-6)
+    # the gate starts nearly closed: early training keeps P^0
+    assert torch.allclose(gate, torch.full_like(gate, torch.sigmoid(torch.tensor(-3.0))))
+
+
+def test_pointer_update_can_point_anywhere_whatever_the_old_reference():
+    from indirect_attention import PointerUpdate
+
+    update = PointerUpdate(4, num_positions=8)
+    with torch.no_grad():
+        update.gate.bias.fill_(50.0)  # fully open
+        update.pointer.weight.zero_()
+        update.pointer.bias.fill_(-50.0)
+        update.pointer.bias[6] = 50.0  # one-hot on position 6
+    references = torch.rand(3, 5, 1)
+    out = update(references, torch.randn(3, 5, 4))
+    assert torch.allclose(out, torch.full_like(out, 6.5 / 8), atol=1e-5)
+
+
+def test_pointer_update_rejects_intervals_and_bad_shapes():
+    from indirect_attention import PointerUpdate
+
+    with pytest.raises(ValueError, match="point references"):
+        PointerUpdate(4, num_positions=8, reference_size=2)
+    with pytest.raises(ValueError, match=r"\(B, Lq, 1\)"):
+        PointerUpdate(4, num_positions=8)(torch.rand(2, 3, 1), torch.randn(2, 4, 4))

@@ -85,3 +85,75 @@ def test_tiny_model_overfits_32_examples(kind, module):
             break
     fitted = evaluate(model, data, _step)
     assert fitted.accuracy >= 0.95, f"{kind} reached only {fitted.accuracy:.2f} on 32 examples"
+
+
+def _captured_sources(model, conditioning, content):
+    """(key_source, value_source) that the decoder receives."""
+    seen = {}
+    forward = model.decoder.forward
+
+    def spy(queries, key_source, value_source, **kwargs):
+        seen["keys"], seen["values"] = key_source, value_source
+        return forward(queries, key_source, value_source, **kwargs)
+
+    model.decoder.forward = spy
+    model.decode(conditioning, content)
+    return seen["keys"], seen["values"]
+
+
+@pytest.mark.parametrize("kind", ["indirect", "naive", "cross"])
+@pytest.mark.parametrize("value_positions", [True, False])
+def test_value_position_switch_touches_values_only(kind, value_positions):
+    from dataclasses import replace
+
+    from indirect_attention.tasks import lookup
+
+    config = lookup.LookupConfig(num_train=20, num_test=10)
+    train, _ = lookup.generate(config, generator=make_generator(0))
+    with isolated_rng(0):
+        model = lookup.build_model(
+            kind, config, replace(TINY, value_positions=value_positions)
+        ).eval()
+    conditioning, content = train.conditioning[:3], train.content[:3]
+    keys, values = _captured_sources(model, conditioning, content)
+    positions = torch.arange(10)
+    # cross (lookup default): queries = the marked sequence, keys = values = the payload
+    key_ids, key_table, key_pos = (
+        (content, model.content_embed, model.content_pos)
+        if kind == "cross"
+        else (conditioning, model.conditioning_embed, model.conditioning_pos)
+    )
+    assert torch.equal(keys, key_table(key_ids) + key_pos(positions))
+    expected = model.content_embed(content)
+    if value_positions:
+        expected = expected + model.content_pos(positions)
+    assert torch.equal(values, expected)
+
+
+def test_reference_errors_match_a_brute_force_count():
+    from indirect_attention.tasks import lookup
+
+    config = lookup.LookupConfig(offset=3, num_train=40, num_test=30)
+    _, test = lookup.generate(config, generator=make_generator(0))
+    with isolated_rng(0):
+        model = lookup.build_model("indirect-nobias-update", config, TINY)
+    rows = lookup.reference_errors(model, test, config, batch_size=7)
+    assert [row["layer"] for row in rows] == list(range(TINY.num_layers + 1))
+    # fixed references: query i stays at position i, the read position is (m + 3) mod 10
+    distances = []
+    for marks in test.conditioning.tolist():
+        read = (marks.index(config.vocab_size) + 3) % 10
+        distances += [abs(i - read) for i in range(10)]
+    for row in rows:
+        assert row["mean_abs_error"] == pytest.approx(sum(distances) / len(distances), abs=1e-5)
+        assert row["within_half"] == pytest.approx(distances.count(0) / len(distances))
+    with pytest.raises(ValueError, match="keeps no references"):
+        lookup.reference_errors(lookup.build_model("naive", config, TINY), test, config)
+
+
+def test_pointer_kind_uses_the_pointer_update():
+    from indirect_attention import PointerUpdate
+
+    with isolated_rng(0):
+        model = sorting.build_model("indirect-pointer", sorting.SortingConfig(), TINY)
+    assert all(isinstance(update, PointerUpdate) for update in model.decoder.updates)

@@ -38,6 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dim", type=int, default=ModelConfig.dim, help="model width")
     parser.add_argument("--layers", type=int, default=ModelConfig.num_layers)
     parser.add_argument("--heads", type=int, default=ModelConfig.num_heads)
+    parser.add_argument(
+        "--no-value-positions",
+        action="store_true",
+        help="values without position codes (keys and queries keep theirs): only the bias can "
+        "say where a value sits",
+    )
     parser.add_argument("--num-train", type=int, default=SyntheticConfig.num_train)
     parser.add_argument("--num-test", type=int, default=SyntheticConfig.num_test)
     parser.add_argument("--readout", choices=["pointer", "pool"], default="pointer")
@@ -90,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             num_layers=args.layers,
             ffn_dim=4 * args.dim,
             dropout=args.dropout,
+            value_positions=not args.no_value_positions,
         ),
         num_train=args.num_train,
         num_test=args.num_test,

@@ -21,6 +21,7 @@ from .functional import (
 from .grid_mlp import grid_mlp
 from .indirect import IndirectAttention
 from .position_bias import (
+    PointerUpdate,
     ReferenceUpdate,
     RelativePositionBias,
     inverse_sigmoid,
@@ -41,6 +42,7 @@ __all__ = [
     "IndirectDecoder",
     "IndirectDecoderLayer",
     "NaiveMisalignedAttention",
+    "PointerUpdate",
     "ReferenceUpdate",
     "RelativePositionBias",
     "SelfAttention",

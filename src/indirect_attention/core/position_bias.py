@@ -5,8 +5,10 @@ Each query holds a *reference* in normalised coordinates [0, 1]: a point (its ce
 ``B_ij = φ(P_ij)`` where ``P_ij`` are the offsets from the reference to the centre of value position j
 (one offset for a point, one per interval edge for an interval, as BoxRPB uses the box edges) and φ
 is a 2-layer ReLU MLP with one output per head. After each layer the references are refined from the
-layer's output, ``P^(l+1) = g(P^l, O^l)``; :class:`ReferenceUpdate` is our choice of g (see
-``docs/paper_map.md``), and any module with the same ``forward(references, outputs)`` can replace it.
+layer's output, ``P^(l+1) = g(P^l, O^l)``; :class:`ReferenceUpdate` (a shift of the old reference)
+and :class:`PointerUpdate` (an absolute position predicted from the output) are our choices of g
+(see ``docs/paper_map.md``), and any module with the same ``forward(references, outputs)`` can
+replace them.
 
 Shapes:
     B batch, H heads, Lq queries, Lk value positions, D model dim, R reference size (1 point,
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 from .grid_mlp import grid_mlp
 
 __all__ = [
+    "PointerUpdate",
     "ReferenceUpdate",
     "RelativePositionBias",
     "inverse_sigmoid",
@@ -235,3 +238,64 @@ class ReferenceUpdate(nn.Module):
             references = references.detach()
         delta = self.proj(self.norm(outputs))  # (B, Lq, R)
         return torch.sigmoid(inverse_sigmoid(references) + delta.to(references.dtype))
+
+
+class PointerUpdate(nn.Module):
+    """g(P^l, O^l) that can move a reference to any position the layer output names (paper §5).
+
+    :class:`ReferenceUpdate` shifts the old reference by ``Linear(LayerNorm(o))`` in logit space,
+    so moving query i to a position k that depends on the data (e.g. "the marker's position plus
+    s") needs the shift ``logit(c_k) - logit(c_i)``: an additive, query-specific and non-linear
+    target. This g instead points at a position: a softmax over the ``num_positions`` value
+    positions, read from the output, gives an absolute point ``sum_k pi_k c_k``, and a learned gate
+    β in (0, 1) blends it with the old reference,
+
+        r' = (1 - β) r + β sum_k softmax(W LayerNorm(o))_k c_k,   β = sigmoid(w · LayerNorm(o) + b).
+
+    Any map from output features to positions is one linear layer away. The gate starts nearly
+    closed (b = ``initial_gate_logit``), so early training keeps P^0. Points only (R = 1).
+
+    Args:
+        dim: Model dim D of the layer outputs.
+        num_positions: Number of value positions Lk it can point at (centres ``(k + 0.5) / Lk``).
+        reference_size: Must be 1 (point references).
+        initial_gate_logit: Initial gate bias b.
+
+    Shapes:
+        references (B, Lq, 1), outputs (B, Lq, D) -> (B, Lq, 1)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        num_positions: int,
+        reference_size: int = 1,
+        initial_gate_logit: float = -3.0,
+    ) -> None:
+        super().__init__()
+        if reference_size != 1 or num_positions <= 0:
+            raise ValueError(
+                f"PointerUpdate needs point references (reference_size 1) and num_positions > 0, "
+                f"got {reference_size} and {num_positions}"
+            )
+        self.norm = nn.LayerNorm(dim)
+        self.pointer = nn.Linear(dim, num_positions)
+        self.gate = nn.Linear(dim, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, initial_gate_logit)
+        self.register_buffer("centres", value_positions(num_positions), persistent=False)
+
+    def forward(self, references: Tensor, outputs: Tensor) -> Tensor:
+        """The refined references."""
+        expected = (*references.shape[:2], self.norm.normalized_shape[0])
+        if references.dim() != 3 or references.shape[-1] != 1 or tuple(outputs.shape) != expected:
+            raise ValueError(
+                f"references (B, Lq, 1) and outputs (B, Lq, D) = {expected} expected, got "
+                f"{tuple(references.shape)} and {tuple(outputs.shape)}"
+            )
+        features = self.norm(outputs)  # (B, Lq, D)
+        weights = torch.softmax(self.pointer(features), dim=-1)  # (B, Lq, Lk)
+        target = weights @ self.centres.to(weights.dtype)[:, None]  # (B, Lq, 1)
+        gate = torch.sigmoid(self.gate(features))  # (B, Lq, 1)
+        return (1.0 - gate) * references + gate * target.to(references.dtype)

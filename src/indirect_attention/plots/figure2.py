@@ -27,6 +27,7 @@ COLORS = {
     "indirect": "tab:red",
     "naive": "tab:blue",
     "cross": "tab:green",
+    "indirect-pointer": "tab:brown",
     "indirect-nobias-update": "tab:orange",
     "indirect-noenrich": "tab:purple",
 }

@@ -1,7 +1,9 @@
 """``ia reproduce``: re-run the paper's experiments on embedded data and a CPU, resumably.
 
 Parts (in order): ``core_check`` (§5), ``theory`` (§3-4, Figure 1), ``synthetic_sort`` and
-``synthetic_retrieval`` (§6.1, Figures 2 and 4, three models and two ablations over seeds),
+``synthetic_retrieval`` (§6.1, Figures 2 and 4, three models and two ablations on the same seeds,
+values with and without position codes), ``synthetic_lookup`` (marked lookup with offsets: where
+misalignment matters) and ``synthetic_scaling`` (the paper's width/depth prediction),
 ``detection`` (§6.2, the Table 1 analogue on the emoji benchmark and a Figure 7-style picture),
 ``bench_attention`` and ``bench_train`` (§6.2, Figure 6: speed and memory against their targets).
 
@@ -14,8 +16,8 @@ is recorded with its error and traceback and the others still run; the report li
 the parts, ``report.md``, ``report.html`` (figures embedded) and ``headline.json`` are written:
 every verdict in them is computed from the parts' records by :mod:`indirect_attention.report`.
 
-With the profile's ``part_jobs`` > 1, the parts marked ``shares_cpu`` (theory and the two synthetic
-tasks, single-threaded work) run side by side in that many worker processes, one torch thread
+With the profile's ``part_jobs`` > 1, the parts marked ``shares_cpu`` (theory and the synthetic
+parts, single-threaded work) run side by side in that many worker processes, one torch thread
 each, when the first of them is reached; the others run alone, in order.
 """
 
@@ -51,8 +53,9 @@ from ..report.experiments import (
 from ..training import RunDir
 from .config import Part, ReproduceConfig
 from .detection_part import detection
-from .parts import bench_attention, bench_train, core_check, synthetic, theory
+from .parts import bench_attention, bench_train, core_check, theory
 from .profiles import PROFILES, ProfileSettings
+from .synthetic_parts import lookup, scaling, synthetic
 
 __all__ = ["PARTS", "PROFILES", "Part", "ProfileSettings", "ReproduceConfig", "run", "write_report"]
 
@@ -87,6 +90,21 @@ PARTS: dict[str, Part] = {
             ("Figure 2: retrieval, test accuracy over epochs", "figure2.png"),
             ("Figure 4: the indirect model's bias per layer and head", "figure4.png"),
         ),
+    ),
+    "synthetic_lookup": Part(
+        run=lookup,
+        claims=None,
+        shares_cpu=True,
+        figures=(
+            ("Marked lookup: accuracy against the offset s", "lookup.png"),
+            ("Marked lookup: references against the read position m + s", "references.png"),
+        ),
+    ),
+    "synthetic_scaling": Part(
+        run=scaling,
+        claims=None,
+        shares_cpu=True,
+        figures=(("Width and depth: naive against indirect", "scaling.png"),),
     ),
     "detection": Part(
         run=detection,

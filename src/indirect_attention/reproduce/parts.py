@@ -1,4 +1,4 @@
-"""The parts of ``ia reproduce`` that need no detector: core check, theory, synthetic, benchmarks.
+"""The parts of ``ia reproduce`` that need no detector and no training: core check, theory, benchmarks.
 
 Each part takes the reproduction's config (its sizes in ``config.settings``) and its own run
 directory, runs one experiment there (which writes ``config.json``, ``metrics.jsonl`` and
@@ -7,7 +7,6 @@ directory, runs one experiment there (which writes ``config.json``, ``metrics.js
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -20,28 +19,13 @@ from ..bench.attention import run as run_attention_bench
 from ..bench.train import TrainBenchConfig
 from ..bench.train import run as run_train_bench
 from ..core import IndirectAttention, attend, attend_reference
-from ..plots.figure2 import draw_figure2
-from ..tasks import SyntheticConfig
-from ..tasks import run as run_synthetic
 from ..theory import TheoryConfig
 from ..theory import run as run_theory
 from ..training import RunDir
 from .config import ReproduceConfig
 from .profiles import ProfileSettings
 
-__all__ = [
-    "ABLATIONS",
-    "MODELS",
-    "bench_attention",
-    "bench_train",
-    "core_check",
-    "synthetic",
-    "theory",
-]
-
-#: The three models of paper §6.1 and the two ablations of the indirect model.
-MODELS = ("indirect", "naive", "cross")
-ABLATIONS = ("indirect-nobias-update", "indirect-noenrich")
+__all__ = ["bench_attention", "bench_train", "core_check", "theory"]
 
 
 def _settings(config: ReproduceConfig) -> ProfileSettings:
@@ -108,43 +92,6 @@ def theory(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     base = TheoryConfig(out=str(run_dir.root), quick=settings.theory_quick, seed=config.seed)
     results = run_theory(replace(base, **settings.theory))
     return {"verdicts": {name: v["verdict"] for name, v in results["verdicts"].items()}}
-
-
-def synthetic(task: str) -> Callable[[ReproduceConfig, RunDir], dict[str, Any]]:
-    """§6.1, Figures 2 and 4: indirect, naive and cross over seeds, then the two ablations.
-
-    The ablations run on the first ``ablation_seeds`` seeds in ``ablations/``; ``figure2.png`` is
-    redrawn with all five models in one panel.
-    """
-
-    def part(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
-        settings = _settings(config)
-        common = {
-            "task": task,
-            "seed_base": config.seed,
-            "epochs": settings.synthetic_epochs,
-            "progress": config.progress,
-            **settings.synthetic,
-        }
-        main = run_synthetic(
-            SyntheticConfig(
-                models=MODELS, seeds=settings.synthetic_seeds, out=str(run_dir.root), **common
-            )
-        )
-        summary = {name: m["final_test_acc_mean"] for name, m in main["models"].items()}
-        if settings.ablation_seeds > 0:
-            folder = run_dir.root / "ablations"
-            ablations = run_synthetic(
-                SyntheticConfig(
-                    models=ABLATIONS, seeds=settings.ablation_seeds, out=str(folder), **common
-                )
-            )
-            summary.update({n: m["final_test_acc_mean"] for n, m in ablations["models"].items()})
-            draw_figure2([[run_dir.root, folder]], run_dir.root / "figure2.png")
-        return {"final_test_acc_mean": summary}
-
-    part.__doc__ = f"§6.1: the {task} task, three models and two ablations over seeds."
-    return part
 
 
 def bench_attention(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:

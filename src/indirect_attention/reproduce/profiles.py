@@ -33,10 +33,28 @@ class ProfileSettings:
         core_sizes: How many of the core check's input sizes to run (1 or 2).
         theory_quick: Use the theory's ``quick`` preset.
         theory: Overrides of ``TheoryConfig`` fields (tests use tiny sweeps).
-        synthetic_seeds: Seeds of the three main models (indirect, naive, cross).
-        synthetic_epochs: Training epochs of every synthetic model.
-        ablation_seeds: Seeds of the two ablations (the first seeds of the main run).
+        synthetic_seeds: Seeds of the sorting and retrieval models and of their two ablations
+            (the same seeds, so that every comparison is paired).
+        synthetic_epochs: Training epochs of every sorting and retrieval model.
         synthetic: Overrides of ``SyntheticConfig`` fields (tests use tiny data and models).
+        tuning_seed: Seed of the learning-rate tuning runs (never reported; its held-out pairs
+            are the validation split).
+        lr_grid: Peak learning rates tried for every model of the lookup part.
+        lookup_offsets: Offsets s (misalignments) of the marked lookup.
+        lookup_tuning_offset: The offset the learning rates are tuned at.
+        lookup_seeds: Seeds per lookup model and offset.
+        lookup_epochs: Training epochs of a lookup model.
+        lookup_batch_size: Minibatch size of the lookup runs.
+        lookup_train: Training pairs of the lookup task (enough that no model just memorises).
+        lookup_test: Test pairs of the lookup task.
+        lookup_model: ``ModelConfig`` fields of the lookup models (the same for every model).
+        lookup_models_with_positions: The models also run with value position codes (the
+            secondary setting); empty runs every lookup model in both settings.
+        scaling_dims: Widths d of the width/depth sweep.
+        scaling_depths: Depths of the width/depth sweep.
+        scaling_seeds: Seeds per cell of the sweep.
+        scaling_epochs: Training epochs per cell.
+        scaling_offset: Lookup offset of the sweep.
         detection_seeds: Training seeds per detector in the Table 1 analogue.
         detection_variants: Detectors to train; empty means all three.
         detection_train: Budget overrides of ``DetrTrainConfig`` (never recipe values).
@@ -59,8 +77,25 @@ class ProfileSettings:
     theory: dict[str, Any] = field(default_factory=dict)
     synthetic_seeds: int = 3
     synthetic_epochs: int = 20
-    ablation_seeds: int = 1
     synthetic: dict[str, Any] = field(default_factory=dict)
+    tuning_seed: int = 100
+    lr_grid: tuple[float, ...] = (1e-3, 3e-3)
+    lookup_offsets: tuple[int, ...] = (0, 1, 2, 3)
+    lookup_tuning_offset: int = 1
+    lookup_seeds: int = 3
+    lookup_epochs: int = 5
+    lookup_batch_size: int = 128
+    lookup_train: int = 10000
+    lookup_test: int = 1000
+    lookup_model: dict[str, Any] = field(
+        default_factory=lambda: {"dim": 64, "num_heads": 4, "num_layers": 3, "ffn_dim": 256}
+    )
+    lookup_models_with_positions: tuple[str, ...] = ("indirect", "naive", "cross")
+    scaling_dims: tuple[int, ...] = (32, 128)
+    scaling_depths: tuple[int, ...] = (2, 6)
+    scaling_seeds: int = 3
+    scaling_epochs: int = 5
+    scaling_offset: int = 0
     detection_seeds: int = 1
     detection_variants: tuple[str, ...] = ()
     detection_train: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +118,16 @@ PROFILES: dict[str, ProfileSettings] = {
         theory_quick=True,
         synthetic_seeds=1,
         synthetic_epochs=3,
-        ablation_seeds=1,
+        lr_grid=(1e-3,),
+        lookup_offsets=(0, 2),
+        lookup_seeds=2,
+        lookup_epochs=2,
+        lookup_train=2000,
+        lookup_test=500,
+        scaling_dims=(32, 64),
+        scaling_depths=(2,),
+        scaling_seeds=2,
+        scaling_epochs=2,
         detection_seeds=1,
         detection_train={
             "epochs": 1,
@@ -105,10 +149,20 @@ PROFILES: dict[str, ProfileSettings] = {
         # backbone pre-training.
         detection_jobs=3,
         bench_train={"repeats": 3},
+        # Sorting and retrieval: 3 paired seeds × 15 epochs, 5 models, both value settings.
+        synthetic_epochs=15,
     ),
     "full": ProfileSettings(
+        synthetic_seeds=5,
         synthetic_epochs=60,
-        ablation_seeds=3,
+        lr_grid=(3e-4, 1e-3, 3e-3),
+        lookup_seeds=5,
+        lookup_epochs=15,
+        lookup_models_with_positions=(),
+        scaling_dims=(32, 64, 128, 256, 512),
+        scaling_depths=(2, 6, 12),
+        scaling_seeds=5,
+        scaling_epochs=15,
         detection_seeds=3,
         detection_episodes=500,
         ranking_episodes=64,

@@ -230,6 +230,7 @@ def run(config: SyntheticConfig) -> dict[str, Any]:
     bar = _progress(total, enabled=config.progress)
     start = time.perf_counter()
     per_model: dict[str, tuple[list, list]] = {kind: ([], []) for kind in config.models}
+    references: list[dict[str, Any]] = []
     for seed in range(config.seed_base, config.seed_base + config.seeds):
         train, test = module.generate(task_config, generator=make_generator(seed))
         for kind in config.models:
@@ -253,19 +254,26 @@ def run(config: SyntheticConfig) -> dict[str, Any]:
                     "best_test_acc": max(tests),
                     "best_epoch": 1 + tests.index(max(tests)),
                     "final_train_acc": rows[-1]["train_acc"],
+                    "curve": tests,
                 }
             )
+            if config.task == "lookup" and model.uses_references:
+                for layer in lookup.reference_errors(model, test, task_config):
+                    references.append({"model": kind, "seed": seed, **layer})
             per_model[kind][1].extend(row["seconds"] for row in rows)
             if config.task == "retrieval" and kind == "indirect" and seed == config.seed_base:
                 run_dir.write_json("bias_maps.json", bias_maps(model, test))
     bar.close()
     results = {
         "task": config.task,
+        "value_positions": config.model.value_positions,
         "models": {kind: _summary(*per_model[kind]) for kind in config.models},
         "epochs": config.epochs,
         "seconds_total": time.perf_counter() - start,
     }
     run_dir.write_results(results)
+    if references:
+        run_dir.write_json("references.json", {"offset": config.offset, "rows": references})
     draw_figure2([run_dir.root], run_dir.root / "figure2.png")
     if (run_dir.root / "bias_maps.json").exists():
         draw_figure4(run_dir.root / "bias_maps.json", run_dir.root / "figure4.png")

@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from .models import ModelConfig, TaskLayout, TwoSequenceModel
 from .pairs import SequencePairs, split_disjoint
 
-__all__ = ["LookupConfig", "build_model", "generate", "layout"]
+__all__ = ["LookupConfig", "build_model", "generate", "layout", "reference_errors"]
 
 
 @dataclass
@@ -83,3 +84,42 @@ def build_model(
 ) -> TwoSequenceModel:
     """A :class:`TwoSequenceModel` of ``kind`` for this task."""
     return TwoSequenceModel(kind, layout(config), model or ModelConfig())
+
+
+@torch.no_grad()
+def reference_errors(
+    model: TwoSequenceModel, pairs: SequencePairs, config: LookupConfig, *, batch_size: int = 500
+) -> list[dict[str, float]]:
+    """How far each layer's references sit from the position to read, m + s (paper §5's g).
+
+    For every layer l (0 = the initial P^0) and every query of every pair: the distance, in
+    positions, from the query's reference to the centre of position ``(m + offset) mod L``.
+
+    Returns:
+        One dict per layer: ``layer``, ``mean_abs_error`` (positions) and ``within_half`` (the
+        share of queries whose reference lies within half a position of the read position).
+
+    Raises:
+        ValueError: When the model keeps no references (naive, cross).
+    """
+    if not model.uses_references:
+        raise ValueError(f"model {model.kind!r} keeps no references to compare")
+    model.eval()
+    errors = []
+    for start in range(0, len(pairs), batch_size):
+        conditioning = pairs.conditioning[start : start + batch_size]  # (B, L)
+        decoded = model.decode(conditioning, pairs.content[start : start + batch_size])
+        marks = (conditioning == config.vocab_size).int().argmax(dim=1)  # (B,)
+        read = ((marks + config.offset) % config.length).to(torch.float32)  # (B,)
+        centre = (read + 0.5) / config.length  # (B,)
+        references: Tensor = decoded.references[..., 0]  # (Ly + 1, B, Lq)
+        errors.append((references - centre[None, :, None]).abs() * config.length)
+    distance = torch.cat(errors, dim=1)  # (Ly + 1, N, Lq)
+    return [
+        {
+            "layer": layer,
+            "mean_abs_error": float(distance[layer].mean()),
+            "within_half": float((distance[layer] < 0.5).float().mean()),
+        }
+        for layer in range(distance.shape[0])
+    ]

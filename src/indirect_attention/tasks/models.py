@@ -1,6 +1,7 @@
 """The three models of the synthetic tasks and two ablations, built from the core (paper §6.1).
 
-Every model embeds both token sequences with learned token and position embeddings, runs a 6-layer
+Every model embeds both token sequences with learned token and position embeddings (the sequence read
+as values without positions when ``ModelConfig.value_positions`` is off), runs a 6-layer
 decoder (self-attention among queries → attention over the two sequences → FFN) and reads out with a
 head shared in form by all models:
 
@@ -11,6 +12,9 @@ head shared in form by all models:
 * ``naive``: the same without bias and references (naive misaligned attention).
 * ``cross``: queries are one sequence's embeddings (the target in sorting, the query in retrieval),
   keys = values = the other sequence.
+* ``indirect-pointer``: indirect with :class:`~indirect_attention.core.PointerUpdate` as g, which
+  points each reference at an absolute position named by the layer output (it can move a query to
+  "the marker's position plus s", which a shift of the old reference expresses only awkwardly).
 * ``indirect-nobias-update``: indirect with every layer's references fixed at P^0 (a purely
   positional bias at every layer, as layer 1 has).
 * ``indirect-noenrich``: indirect with queries ``q_i = e_i`` (no content feature).
@@ -32,6 +36,7 @@ Shapes:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -40,14 +45,24 @@ from ..core import (
     ContentEnrichedQueries,
     DecoderOutput,
     IndirectDecoder,
+    PointerUpdate,
     ReferenceUpdate,
     RelativePositionBias,
     position_references,
 )
 
-__all__ = ["KINDS", "READOUTS", "ModelConfig", "TaskLayout", "TwoSequenceModel"]
+__all__ = ["BIASED", "KINDS", "READOUTS", "ModelConfig", "TaskLayout", "TwoSequenceModel"]
 
-KINDS = ("indirect", "naive", "cross", "indirect-nobias-update", "indirect-noenrich")
+KINDS = (
+    "indirect",
+    "naive",
+    "cross",
+    "indirect-pointer",
+    "indirect-nobias-update",
+    "indirect-noenrich",
+)
+#: Kinds with a position bias (and references); the first three also update their references.
+BIASED = ("indirect", "indirect-pointer", "indirect-noenrich", "indirect-nobias-update")
 READOUTS = ("slot", "pool", "pointer")
 
 
@@ -61,6 +76,10 @@ class ModelConfig:
         num_layers: Decoder layers.
         ffn_dim: FFN hidden width.
         dropout: Dropout in every layer.
+        value_positions: Whether the sequences read as values carry their position codes. With
+            them a value tells its own position, so naive attention can read *where* it looked
+            from the value; without them only the bias can say where a value sits (the setting
+            the paper's argument is about, §4-5). Keys and queries always carry positions.
     """
 
     dim: int = 128
@@ -68,6 +87,7 @@ class ModelConfig:
     num_layers: int = 6
     ffn_dim: int = 512
     dropout: float = 0.1
+    value_positions: bool = True
 
 
 @dataclass
@@ -133,8 +153,12 @@ class TwoSequenceModel(nn.Module):
             if two_sequence
             else None
         )
-        biased = kind in ("indirect", "indirect-nobias-update", "indirect-noenrich")
-        updated = kind in ("indirect", "indirect-noenrich")
+        biased = kind in BIASED
+        update = {
+            "indirect": ReferenceUpdate,
+            "indirect-noenrich": ReferenceUpdate,
+            "indirect-pointer": partial(PointerUpdate, num_positions=layout.content_len),
+        }.get(kind)
         self.decoder = IndirectDecoder(
             dim,
             config.num_heads,
@@ -142,9 +166,10 @@ class TwoSequenceModel(nn.Module):
             ffn_dim=config.ffn_dim,
             dropout=config.dropout,
             position_bias=RelativePositionBias if biased else None,
-            reference_update=ReferenceUpdate if updated else None,
+            reference_update=update,
         )
         self.uses_references = biased
+        self.value_positions = config.value_positions
         self.readout = layout.readout
         if self.readout == "pointer" and layout.num_classes != layout.content_len:
             raise ValueError(f"pointer readout needs num_classes == content_len, got {layout}")
@@ -153,23 +178,38 @@ class TwoSequenceModel(nn.Module):
             dim, pointer_width if self.readout == "pointer" else layout.num_classes
         )
 
-    def _embed(self, conditioning: Tensor, content: Tensor) -> tuple[Tensor, Tensor]:
-        """Token + position embeddings; conditioning padded to the content length."""
-        batch, length = content.shape
+    def _padded(self, conditioning: Tensor, length: int) -> Tensor:
+        """The conditioning ids padded to ``length`` (the two-sequence models' key index grid)."""
         pad = length - conditioning.shape[1]
-        if pad > 0 and self.kind != "cross":
-            fill = conditioning.new_full((batch, pad), self.pad_id)
-            conditioning = torch.cat([conditioning, fill], dim=1)  # (B, Lx)
-        cond_pos = torch.arange(conditioning.shape[1], device=content.device)
-        content_pos = torch.arange(length, device=content.device)
-        keys = self.conditioning_embed(conditioning) + self.conditioning_pos(cond_pos)  # (B, Lc, D)
-        values = self.content_embed(content) + self.content_pos(content_pos)  # (B, Lx, D)
-        return keys, values
+        if pad <= 0 or self.kind == "cross":
+            return conditioning
+        fill = conditioning.new_full((conditioning.shape[0], pad), self.pad_id)
+        return torch.cat([conditioning, fill], dim=1)  # (B, Lx)
+
+    def _embed(
+        self, conditioning: Tensor, content: Tensor, *, positions: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Token (+ position, unless ``positions`` is off) embeddings of both sequences.
+
+        Shapes:
+            conditioning (B, Lc), content (B, Lx) -> (B, Lc or Lx, D), (B, Lx, D)
+        """
+        conditioning = self._padded(conditioning, content.shape[1])
+        cond = self.conditioning_embed(conditioning)  # (B, Lc, D)
+        cont = self.content_embed(content)  # (B, Lx, D)
+        if positions:
+            cond = cond + self.conditioning_pos(torch.arange(cond.shape[1], device=cond.device))
+            cont = cont + self.content_pos(torch.arange(cont.shape[1], device=cont.device))
+        return cond, cont
 
     def decode(
         self, conditioning: Tensor, content: Tensor, *, return_maps: bool = False
     ) -> DecoderOutput:
-        """Run the decoder; return every layer's states (and maps, references when asked)."""
+        """Run the decoder; return every layer's states (and maps, references when asked).
+
+        Keys and queries carry position codes; the sequence read as values carries them only
+        when ``ModelConfig.value_positions`` is on.
+        """
         if (
             conditioning.dim() != 2
             or content.dim() != 2
@@ -179,19 +219,23 @@ class TwoSequenceModel(nn.Module):
                 f"conditioning (B, Lc) and content (B, Lx) must be 2-D with one batch size, got "
                 f"{tuple(conditioning.shape)} and {tuple(content.shape)}"
             )
-        cond, cont = self._embed(conditioning, content)
+        cond, cont = self._embed(conditioning, content)  # (B, Lc, D), (B, Lx, D)
+        cond_v, cont_v = (
+            (cond, cont)
+            if self.value_positions
+            else self._embed(conditioning, content, positions=False)
+        )
         if self.queries is None:
-            queries, memory = (
-                (cont, cond) if self.layout.cross_queries == "content" else (cond, cont)
-            )
-            return self.decoder(queries, memory, memory, return_maps=return_maps)
+            if self.layout.cross_queries == "content":
+                return self.decoder(cont, cond, cond_v, return_maps=return_maps)
+            return self.decoder(cond, cont, cont_v, return_maps=return_maps)
         queries = self.queries(cont)  # (B, Lx, D): q_i = e_i + x_i
         references = None
         if self.uses_references:
             slots = torch.arange(content.shape[1], device=content.device)
             references = position_references(slots, content.shape[1])  # (Lx, 1)
             references = references.to(cont.dtype).expand(content.shape[0], -1, -1)  # (B, Lx, 1)
-        return self.decoder(queries, cond, cont, references=references, return_maps=return_maps)
+        return self.decoder(queries, cond, cont_v, references=references, return_maps=return_maps)
 
     def forward(self, conditioning: Tensor, content: Tensor) -> Tensor:
         """Class logits of the task's readout."""

@@ -1,0 +1,103 @@
+"""The synthetic parts of `ia reproduce`: paired seeds, both value settings, tuning on a seed of
+its own, references against the read position, the width/depth sweep."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from indirect_attention import reproduce
+from indirect_attention.reproduce import synthetic_parts
+from indirect_attention.tasks.models import ModelConfig
+from indirect_attention.training import RunDir
+
+# The synthetic parts' fields at a size that only exercises the pipeline.
+TINY = reproduce.ProfileSettings(
+    synthetic_seeds=1,
+    synthetic_epochs=1,
+    synthetic={
+        "num_train": 64,
+        "num_test": 32,
+        "batch_size": 32,
+        "warmup_epochs": 0,
+        "model": ModelConfig(dim=16, num_heads=2, num_layers=2, ffn_dim=32),
+    },
+    lr_grid=(1e-3, 3e-3),
+    lookup_offsets=(0, 2),
+    lookup_seeds=2,
+    lookup_epochs=1,
+    lookup_batch_size=32,
+    lookup_train=64,
+    lookup_test=32,
+    lookup_model={"dim": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32},
+    scaling_dims=(8, 16),
+    scaling_depths=(1, 2),
+    scaling_seeds=2,
+)
+
+
+def _config(tmp_path) -> reproduce.ReproduceConfig:
+    return reproduce.ReproduceConfig(
+        profile="quick", out=str(tmp_path), progress=False, settings=TINY
+    )
+
+
+def _read(path):
+    return json.loads(path.read_text())
+
+
+def test_lookup_part_tunes_on_its_own_seed_and_pairs_every_model(tmp_path):
+    config = _config(tmp_path)
+    summary = synthetic_parts.lookup(config, RunDir(tmp_path / "lookup"))
+    root = tmp_path / "lookup"
+    tuning = _read(root / "tuning.json")
+    assert tuning["seed"] == TINY.tuning_seed != config.seed
+    assert tuning["grid"] == list(TINY.lr_grid)
+    for model in synthetic_parts.LOOKUP_MODELS:
+        rows = [r for r in tuning["rows"] if r["model"] == model]
+        assert sorted(r["lr"] for r in rows) == sorted(TINY.lr_grid)
+        best = max(rows, key=lambda r: r["val_acc"])
+        assert tuning["chosen"][model] == best["lr"]
+    for offset in TINY.lookup_offsets:
+        for folder in (root / f"offset-{offset}", root / f"offset-{offset}" / "value-positions"):
+            results = _read(folder / "results.json")
+            assert results["value_positions"] == (folder.name == "value-positions")
+            for model, record in results["models"].items():
+                assert [r["seed"] for r in record["per_seed"]] == [0, 1]  # the same seeds
+                assert all(len(r["curve"]) == TINY.lookup_epochs for r in record["per_seed"])
+                assert {r["lr"] for r in record["per_seed"]} == {tuning["chosen"][model]}
+    references = _read(root / "references.json")["rows"]
+    biased = ("indirect", "indirect-pointer", "indirect-nobias-update")
+    layers = TINY.lookup_model["num_layers"] + 1
+    expected = 2 * len(TINY.lookup_offsets) * len(biased) * TINY.lookup_seeds * layers
+    assert len(references) == expected
+    assert {r["model"] for r in references} == set(biased)
+    assert (root / "lookup.png").stat().st_size > 0 and (root / "references.png").exists()
+    assert set(summary["lrs"]) == set(synthetic_parts.LOOKUP_MODELS)
+
+
+def test_scaling_part_sweeps_width_and_depth_on_paired_seeds(tmp_path):
+    synthetic_parts.scaling(_config(tmp_path), RunDir(tmp_path / "scaling"))
+    results = _read(tmp_path / "scaling" / "results.json")
+    assert results["value_positions"] is False
+    cells = {(r["model"], r["dim"], r["depth"], r["seed"]) for r in results["rows"]}
+    assert cells == {
+        (model, dim, depth, seed)
+        for model in ("indirect", "naive")
+        for dim in TINY.scaling_dims
+        for depth in TINY.scaling_depths
+        for seed in (0, 1)
+    }
+    assert (tmp_path / "scaling" / "scaling.png").exists()
+
+
+def test_sort_part_runs_both_value_settings_and_ablations_on_the_same_seeds(tmp_path):
+    settings = dataclasses.replace(TINY, synthetic_seeds=2)
+    config = dataclasses.replace(_config(tmp_path), settings=settings)
+    synthetic_parts.synthetic("sort")(config, RunDir(tmp_path / "sort"))
+    for root, flag in ((tmp_path / "sort", False), (tmp_path / "sort" / "value-positions", True)):
+        main, ablations = _read(root / "results.json"), _read(root / "ablations" / "results.json")
+        assert main["value_positions"] is flag and ablations["value_positions"] is flag
+        for record in [*main["models"].values(), *ablations["models"].values()]:
+            assert [r["seed"] for r in record["per_seed"]] == [0, 1]
+        assert (root / "figure2.png").exists()
