@@ -101,3 +101,24 @@ def test_sort_part_runs_both_value_settings_and_ablations_on_the_same_seeds(tmp_
         for record in [*main["models"].values(), *ablations["models"].values()]:
             assert [r["seed"] for r in record["per_seed"]] == [0, 1]
         assert (root / "figure2.png").exists()
+
+
+def test_a_part_killed_midway_keeps_its_finished_runs(tmp_path, monkeypatch):
+    config = _config(tmp_path)
+    synthetic_parts.scaling(config, RunDir(tmp_path / "scaling"))
+    first = _read(tmp_path / "scaling" / "results.json")
+    stamp = (tmp_path / "scaling" / "d8-l1" / "results.json").stat().st_mtime_ns
+    calls = []
+    original = synthetic_parts.run_synthetic
+
+    def counting(run_config):
+        calls.append(run_config.out)
+        return original(run_config)
+
+    monkeypatch.setattr(synthetic_parts, "run_synthetic", counting)
+    # the part dies before its last cell, then runs again: only the missing cell trains
+    (tmp_path / "scaling" / "d16-l2" / "results.json").unlink()
+    synthetic_parts.scaling(config, RunDir(tmp_path / "scaling"))
+    assert calls == [str(tmp_path / "scaling" / "d16-l2")]
+    assert (tmp_path / "scaling" / "d8-l1" / "results.json").stat().st_mtime_ns == stamp
+    assert _read(tmp_path / "scaling" / "results.json")["rows"] == first["rows"]

@@ -9,12 +9,16 @@ Budgets (2 CPU cores, 1 torch thread per run; the README's "Latest reproduction"
 measured times):
 
 * ``quick`` (under 10 min): every part runs, at sizes that only show the pipeline works.
-* ``default`` (under 60 min): theory at full precision, 3 seeds × 20 epochs of the three synthetic
-  models (ablations on one seed), theory and the two synthetic tasks side by side (``part_jobs``
-  2); one seed of each detector with the full emoji recipe (8 epochs), the three trained at
-  once, sharing one cached backbone pre-training; then the benchmarks.
-* ``full``: the closest to the paper's scale a CPU allows: 3 seeds everywhere, 60 synthetic
-  epochs, the detector's full default recipe for 3 seeds (hours).
+* ``default`` (under 60 min): theory at full precision; sorting and retrieval with 3 paired seeds
+  × 15 epochs of the three models and the two ablations, values with and without position codes;
+  the marked lookup (10k training pairs, offsets 0-3, learning rates tuned per model on a tuning
+  seed, 3 seeds) and a small width/depth sweep; these parts side by side (``part_jobs`` 2); one
+  seed of each detector with the full emoji recipe (8 epochs), the three trained at once,
+  sharing one cached backbone pre-training; then the benchmarks.
+* ``full``: the closest to the paper's scale a CPU allows: 5 seeds and 60 epochs for sorting and
+  retrieval, 5 seeds for the lookup with every model in both settings and a 3-point rate grid,
+  the width/depth sweep d = 32..512 × 2, 6, 12 layers, the detector's full default recipe for 3
+  seeds (hours).
 """
 
 from __future__ import annotations
@@ -50,10 +54,14 @@ class ProfileSettings:
         lookup_model: ``ModelConfig`` fields of the lookup models (the same for every model).
         lookup_models_with_positions: The models also run with value position codes (the
             secondary setting); empty runs every lookup model in both settings.
+        lookup_offsets_with_positions: The offsets run in that setting; empty runs them all.
+        synthetic_models_with_positions: Sorting and retrieval: the models also run with value
+            position codes; empty runs the three models and the two ablations in both.
         scaling_dims: Widths d of the width/depth sweep.
         scaling_depths: Depths of the width/depth sweep.
         scaling_seeds: Seeds per cell of the sweep.
         scaling_epochs: Training epochs per cell.
+        scaling_train: Training pairs per cell (lookup test pairs as in the lookup part).
         scaling_offset: Lookup offset of the sweep.
         detection_seeds: Training seeds per detector in the Table 1 analogue.
         detection_variants: Detectors to train; empty means all three.
@@ -84,17 +92,20 @@ class ProfileSettings:
     lookup_tuning_offset: int = 1
     lookup_seeds: int = 3
     lookup_epochs: int = 5
-    lookup_batch_size: int = 128
+    lookup_batch_size: int = 256
     lookup_train: int = 10000
     lookup_test: int = 1000
     lookup_model: dict[str, Any] = field(
-        default_factory=lambda: {"dim": 64, "num_heads": 4, "num_layers": 3, "ffn_dim": 256}
+        default_factory=lambda: {"dim": 64, "num_heads": 4, "num_layers": 2, "ffn_dim": 256}
     )
     lookup_models_with_positions: tuple[str, ...] = ("indirect", "naive", "cross")
+    lookup_offsets_with_positions: tuple[int, ...] = (0, 2)
+    synthetic_models_with_positions: tuple[str, ...] = ("indirect", "naive", "cross")
     scaling_dims: tuple[int, ...] = (32, 128)
-    scaling_depths: tuple[int, ...] = (2, 6)
+    scaling_depths: tuple[int, ...] = (2, 4)
     scaling_seeds: int = 3
     scaling_epochs: int = 5
+    scaling_train: int = 5000
     scaling_offset: int = 0
     detection_seeds: int = 1
     detection_variants: tuple[str, ...] = ()
@@ -159,6 +170,9 @@ PROFILES: dict[str, ProfileSettings] = {
         lookup_seeds=5,
         lookup_epochs=15,
         lookup_models_with_positions=(),
+        lookup_offsets_with_positions=(),
+        synthetic_models_with_positions=(),
+        scaling_train=10000,
         scaling_dims=(32, 64, 128, 256, 512),
         scaling_depths=(2, 6, 12),
         scaling_seeds=5,

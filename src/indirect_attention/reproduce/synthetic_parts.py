@@ -54,6 +54,18 @@ def _model(base: ModelConfig, *, value_positions: bool) -> ModelConfig:
     return replace(base, value_positions=value_positions)
 
 
+def _run_once(config: SyntheticConfig) -> dict[str, Any]:
+    """Train as :func:`indirect_attention.tasks.run`, unless ``config.out`` already holds the
+    finished run of this very config (a part killed midway resumes from its finished runs)."""
+    folder = Path(config.out)
+    if (folder / "results.json").exists() and (folder / "config.json").exists():
+        stored = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        stored.pop("task_config", None)
+        if stored == json.loads(json.dumps(asdict(config))):
+            return json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    return run_synthetic(config)
+
+
 def synthetic(task: str) -> Callable[[ReproduceConfig, RunDir], dict[str, Any]]:
     """§6.1, Figures 2 and 4: the three models and the two ablations, both value settings."""
 
@@ -71,10 +83,19 @@ def synthetic(task: str) -> Callable[[ReproduceConfig, RunDir], dict[str, Any]]:
                 **settings.synthetic,
             )
             common = replace(common, model=_model(common.model, value_positions=value_positions))
-            main = run_synthetic(replace(common, models=MODELS, out=str(root)))
+            models, ablated = MODELS, ABLATIONS
+            if value_positions and settings.synthetic_models_with_positions:
+                chosen = settings.synthetic_models_with_positions
+                models = tuple(m for m in MODELS if m in chosen)
+                ablated = tuple(m for m in ABLATIONS if m in chosen)
+            main = _run_once(replace(common, models=models, out=str(root)))
             folder = root / "ablations"
-            ablations = run_synthetic(replace(common, models=ABLATIONS, out=str(folder)))
-            draw_figure2([[root, folder]], root / "figure2.png")
+            ablations = (
+                _run_once(replace(common, models=ablated, out=str(folder)))
+                if ablated
+                else {"models": {}}
+            )
+            draw_figure2([[root, folder] if ablated else root], root / "figure2.png")
             key = WITH_POSITIONS if value_positions else "no-value-positions"
             summary[key] = {
                 name: m["final_test_acc_mean"]
@@ -100,7 +121,7 @@ def tune(
     """
     rows = []
     for lr in grid:
-        results = run_synthetic(
+        results = _run_once(
             replace(base, models=models, seeds=1, lr=lr, model_lrs={}, out=str(runs / f"lr-{lr:g}"))
         )
         for name, model in results["models"].items():
@@ -156,12 +177,16 @@ def lookup(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     references, summary = [], {}
     for offset in settings.lookup_offsets:
         for value_positions in (False, True):
+            if value_positions and offset not in (
+                settings.lookup_offsets_with_positions or settings.lookup_offsets
+            ):
+                continue
             folder = run_dir.root / f"offset-{offset}"
             folder = folder / WITH_POSITIONS if value_positions else folder
             models = LOOKUP_MODELS
             if value_positions and settings.lookup_models_with_positions:
                 models = settings.lookup_models_with_positions
-            results = run_synthetic(
+            results = _run_once(
                 replace(
                     base,
                     models=models,
@@ -205,12 +230,13 @@ def scaling(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
                 value_positions=False,
             )
             folder = run_dir.root / f"d{dim}-l{depth}"
-            results = run_synthetic(
+            results = _run_once(
                 replace(
                     base,
                     models=("indirect", "naive"),
                     seeds=settings.scaling_seeds,
                     epochs=settings.scaling_epochs,
+                    num_train=settings.scaling_train,
                     offset=settings.scaling_offset,
                     lr=1e-3,
                     model=model,
