@@ -62,7 +62,7 @@ def _offset_claims(
     models, epochs = results["models"], int(results["epochs"])
     rows = []
     for ours, theirs, smallest, claim in _PAIRS:
-        if offset < smallest:
+        if offset < smallest or ours not in models or theirs not in models:
             continue
         rows.append(
             comparison_claim(
@@ -71,8 +71,8 @@ def _offset_claims(
                 paper=_PAPER[theirs],
                 names=(ours, theirs),
                 values=(
-                    per_seed_values(models.get(ours, {}), "final", epochs),
-                    per_seed_values(models.get(theirs, {}), "final", epochs),
+                    per_seed_values(models[ours], "final", epochs),
+                    per_seed_values(models[theirs], "final", epochs),
                 ),
                 effect_paper="not given",
                 headline=headline,
