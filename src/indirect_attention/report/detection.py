@@ -91,8 +91,8 @@ def _order_claims(table: dict[str, Any]) -> list[Claim]:
                 comparison_claim(
                     part="detection",
                     claim=f"{ours} beats {theirs} on {split} classes (§6.2, Table 1)",
-                    paper=f"{ours} {PAPER_TABLE1[ours][index]} > {theirs} "
-                    f"{PAPER_TABLE1[theirs][index]} (AP50, Pascal VOC)",
+                    paper=f"{ours} {PAPER_TABLE1[ours][index]:.2f} > {theirs} "
+                    f"{PAPER_TABLE1[theirs][index]:.2f} (AP50, Pascal VOC)",
                     names=(ours, theirs),
                     values=(_margins(table, ours, split), _margins(table, theirs, split)),
                     what=f"margin over the wrong-query control ({split})",

@@ -140,7 +140,8 @@ def headline_markdown(
             continue
         lines += ["", f"### {heading}", "", header, "|" + "---|" * header.count(" | ") + "---|"]
         lines += ["| " + " | ".join(cells(claim)) + " |" for claim in rows]
-        lines += ["", f"{label}: {tally(rows, kind)} ({len(rows)} rows)."]
+        count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+        lines += ["", f"{label}: {tally(rows, kind)} ({count})."]
     for title, link in figures:
         lines += ["", f"![{title}]({link})"]
     return "\n".join(lines) + "\n"
