@@ -103,14 +103,19 @@ def test_reproduce_writes_reports_records_failures_and_resumes(tmp_path, capsys,
 
     report = (out / "report.md").read_text()
     headline = _headline(report)
-    assert "| claim | paper | ours | verdict |" in headline
+    assert "| claim | paper | paper's effect | ours | our effect (95% CI) | verdict |" in headline
+    assert "| check | expected | ours | verdict |" in headline
+    assert headline.index("### Paper claims") < headline.index("### Checks")
     claims = json.loads((out / "headline.json").read_text())["claims"]
+    words = {
+        "paper": ("confirmed", "contradicted", "inconclusive", "not comparable"),
+        "target": ("met", "not met", "not comparable"),
+        "check": ("passed", "failed", "not comparable"),
+    }
     for name in [*ran, "broken"]:
         rows = [row for row in claims if row["part"] == name]
         assert rows, name
-        assert all(
-            row["verdict"] in ("confirmed", "not confirmed", "not comparable") for row in rows
-        )
+        assert all(row["verdict"] in words[row["kind"]] for row in rows)
     assert any("Figure 7" in row["claim"] for row in claims)
     assert any("Figure 4" in row["claim"] for row in claims)
     assert "## Failed parts" in report and "part exploded" in report
@@ -150,11 +155,13 @@ def _verdicts(part: str, part_dir) -> list[str]:
 
 
 def _synthetic(indirect: float) -> dict:
+    """Three seeds; every model gains 1 point per seed, so the paired differences are exact."""
+
     def model(acc: float) -> dict:
         return {
-            "final_test_acc_mean": acc,
+            "final_test_acc_mean": acc + 0.01,
             "final_test_acc_std": 0.01,
-            "per_seed": [{"seed": 0, "final_test_acc": acc}],
+            "per_seed": [{"seed": s, "final_test_acc": acc + 0.01 * s} for s in range(3)],
         }
 
     return {
@@ -168,7 +175,7 @@ def _table(ia_margin: float) -> dict:
         split = {
             "ap50": {"mean": ap50, "std": 0.0},
             "wrong_query": {"mean": ap50 - margin, "std": 0.0},
-            "margin": {"mean": margin, "std": 0.0},
+            "margin": {"mean": margin, "std": 0.0, "runs": [margin, margin + 0.01]},
         }
         return {"seen": split, "unseen": split}
 
@@ -179,7 +186,7 @@ def _table(ia_margin: float) -> dict:
             "misaligned": row(0.01, 0.3),
         },
         "chance_floor": {"seen": 0.6, "unseen": 0.5},
-        "seeds": 1,
+        "seeds": 2,
         "episodes": 10,
         "draws": 1,
     }
@@ -200,24 +207,37 @@ def _ranking(wrong_scale: float) -> dict:
 @pytest.mark.parametrize(
     ("part", "records", "expected"),
     [
-        ("core_check", {"results.json": {"worst_max_abs": 1e-15}}, ["confirmed"]),
-        ("core_check", {"results.json": {"worst_max_abs": 1e-3}}, ["not confirmed"]),
-        ("synthetic_sort", {"results.json": _synthetic(0.9)}, ["confirmed"]),
-        ("synthetic_sort", {"results.json": _synthetic(0.82)}, ["not confirmed"]),
+        ("core_check", {"results.json": {"worst_max_abs": 1e-15}}, ["passed"]),
+        ("core_check", {"results.json": {"worst_max_abs": 1e-3}}, ["failed"]),
+        # vs naive, vs cross: final accuracy, then the curve metrics (no curves recorded here)
         (
+            "synthetic_sort",
+            {"results.json": _synthetic(0.9)},
+            ["confirmed", *["not comparable"] * 2] * 2,
+        ),
+        (
+            "synthetic_sort",
+            {"results.json": _synthetic(0.82)},
+            ["confirmed", *["not comparable"] * 2, "contradicted", *["not comparable"] * 2],
+        ),
+        (
+            # ia's margin (seen, unseen); per split ia - dc, ia - mis, dc - mis; absolute AP50;
+            # Figure 7. Every margin gains 0.01 on seed 1, so the paired differences are exact.
             "detection",
             {"results.json": _table(0.3), "figure7.json": _ranking(0.2)},
-            ["confirmed", "confirmed", "not comparable", "confirmed"],
+            ["confirmed"] * 2 + ["confirmed"] * 6 + ["not comparable", "confirmed"],
         ),
         (
             "detection",
             {"results.json": _table(0.1), "figure7.json": _ranking(0.9)},
-            ["not confirmed", "not confirmed", "not comparable", "not confirmed"],
+            ["confirmed"] * 2
+            + ["contradicted", "confirmed", "confirmed"] * 2
+            + ["not comparable", "contradicted"],
         ),
         (
             "detection",  # an unexpected record: its ordering cannot be judged
             {"results.json": {**_table(0.3), "models": {"ia": _table(0.3)["models"]["ia"]}}},
-            ["confirmed", "not comparable", "not comparable", "not comparable"],
+            ["confirmed"] * 2 + ["not comparable"] * 8,
         ),
         (
             "theory",
@@ -226,7 +246,7 @@ def _ranking(wrong_scale: float) -> dict:
                     "verdicts": {"a": {"claim": "c", "verdict": "holds", "evidence": "e"}}
                 }
             },
-            ["confirmed"],
+            ["passed"],
         ),
         (
             "theory",
@@ -235,7 +255,22 @@ def _ranking(wrong_scale: float) -> dict:
                     "verdicts": {"a": {"claim": "c", "verdict": "partly", "evidence": "e"}}
                 }
             },
-            ["not confirmed"],
+            ["failed"],
+        ),
+        (
+            "theory",  # the one theory verdict that tests the paper's argument
+            {
+                "results.json": {
+                    "verdicts": {
+                        "misaligned_snr_falls_with_d": {
+                            "claim": "c",
+                            "verdict": "does not hold",
+                            "evidence": "e",
+                        }
+                    }
+                }
+            },
+            ["contradicted"],
         ),
     ],
 )
@@ -271,10 +306,10 @@ def _bench_rows(ours_vs_floor: float, speedup: float) -> dict:
 
 def test_bench_verdicts_follow_the_ratios(tmp_path):
     _plant(tmp_path / "a", "results.json", _bench_rows(2.0, 5.0))
-    assert _verdicts("bench_attention", tmp_path / "a") == ["confirmed"] * 3
+    assert _verdicts("bench_attention", tmp_path / "a") == ["met"] * 3
     _plant(tmp_path / "b", "results.json", _bench_rows(6.5, 1.2))
-    assert _verdicts("bench_attention", tmp_path / "b") == ["not confirmed"] * 2 + ["confirmed"]
-    for ratio, verdict in ((0.8, "confirmed"), (2.4, "not confirmed")):
+    assert _verdicts("bench_attention", tmp_path / "b") == ["not met"] * 2 + ["met"]
+    for ratio, verdict in ((0.8, "met"), (2.4, "not met")):
         rows = [
             {"part": "detector", "model": "double-cross", "vs_double_cross": 1.0},
             {
@@ -297,7 +332,7 @@ def test_the_smaller_bias_is_shown_but_never_judged_instead_of_ours(tmp_path):
     records["rows"].append(light)
     _plant(tmp_path / "a", "results.json", records)
     claims = reproduce.PARTS["bench_attention"].claims(tmp_path / "a")
-    assert [c.verdict for c in claims] == ["not confirmed"] * 2 + ["confirmed"]
+    assert [c.verdict for c in claims] == ["not met"] * 2 + ["met"]
     assert "with BoxRPB width 64: 1.00×" in claims[0].ours
     assert "with BoxRPB width 64: 10.00× faster" in claims[1].ours
 
@@ -314,9 +349,9 @@ def test_figure4_verdict_needs_a_positional_first_layer(tmp_path):
 
     _plant(tmp_path / "a", "results.json", _synthetic(0.9))
     _plant(tmp_path / "a", "bias_maps.json", maps(first_layer_moves=False))
-    assert _verdicts("synthetic_retrieval", tmp_path / "a")[-1] == "confirmed"
+    assert _verdicts("synthetic_retrieval", tmp_path / "a")[-1] == "passed"
     _plant(tmp_path / "a", "bias_maps.json", maps(first_layer_moves=True))
-    assert _verdicts("synthetic_retrieval", tmp_path / "a")[-1] == "not confirmed"
+    assert _verdicts("synthetic_retrieval", tmp_path / "a")[-1] == "failed"
 
 
 def _planted_reproduction(out, *, indirect: float) -> None:
@@ -340,19 +375,19 @@ def test_report_verdict_flips_with_the_records_and_update_readme(tmp_path, capsy
         for line in _headline((out / "report.md").read_text()).splitlines()
         if "sorting" in line
     )
-    assert sort_row.endswith("| **confirmed** |")
+    assert sort_row.endswith("| **confirmed** |") and "; confirmed |" in sort_row
     _planted_reproduction(out, indirect=0.7)
     sort_row = next(
         line
         for line in _headline((out / "report.md").read_text()).splitlines()
         if "sorting" in line
     )
-    assert sort_row.endswith("| **not confirmed** |")
-    assert "indirect 70.0 ± 1.0" in sort_row
+    assert sort_row.endswith("| **contradicted** |")
+    assert "indirect 71.0 vs naive 81.0" in sort_row and "Δ = −10.0 [−10.0, −10.0]" in sort_row
 
     readme = tmp_path / "README.md"
     readme.write_text(
-        "# x\n\n## Latest reproduction\n<!-- reproduce:begin -->\nold\n"
+        "# x\n\n## Latest reproduction\n<!-- reproduce:begin -->\nstale table\n"
         "<!-- reproduce:end -->\n\n## After\nkept\n"
     )
     figures = tmp_path / "docs" / "figures"
@@ -360,8 +395,10 @@ def test_report_verdict_flips_with_the_records_and_update_readme(tmp_path, capsy
     assert main([*argv, "--figures-dir", str(figures)]) == 0
     text = readme.read_text()
     section = text.split("<!-- reproduce:begin -->")[1].split("<!-- reproduce:end -->")[0]
-    assert "old" not in section and "| claim | paper | ours | verdict |" in section
-    assert "**not confirmed**" in section and "Profile `default`" in section
+    assert "stale table" not in section and "| claim | paper | paper's effect | ours |" in section
+    assert "**contradicted**" in section and "Profile `default`" in section
+    assert "Paper claims: 2 contradicted, 4 not comparable." in section  # the quoted tally
+    assert "Checks: 1 passed." in section
     assert "](docs/figures/reproduce-synthetic_sort-figure2.png)" in section
     assert (figures / "reproduce-synthetic_sort-figure2.png").exists()
     assert text.startswith("# x\n") and text.endswith("## After\nkept\n")

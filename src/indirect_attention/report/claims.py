@@ -1,41 +1,42 @@
-"""Verdicts on the paper's claims, computed from a part's run records (never typed in by hand).
+"""Verdicts on the core check, the theory (§3-4, Figure 1) and the benchmarks, from run records.
 
 Every function here reads the JSON files a part wrote into its directory and returns
-:class:`Claim` rows: the claim (with the paper's section), what the paper states or reports, what
-we measured, and one of three verdicts with the rule that produced it:
-
-* ``confirmed``: our numbers satisfy the rule that stands for the paper's claim;
-* ``not confirmed``: they do not;
-* ``not comparable``: the numbers cannot be set against the paper's (another data set, a part that
-  failed or a record that is missing), and ``why`` says so.
-
-This module covers the core check, the theory (§3-4, Figure 1) and the benchmarks; the trained
-experiments (§6, Figures 2, 4, 7 and Table 1) are in :mod:`.experiments`.
+:class:`~.rows.Claim` rows (what the paper states, what we measured, the verdict and its rule).
+Most rows here are ``check`` rows (identities that hold by construction) or ``target`` rows (the
+project's speed, memory and exactness targets); the one theory row that tests the paper's argument,
+"the SNR under misalignment falls as d grows" (§4), is a ``paper`` row. The trained experiments
+(§6, Figures 2, 4, 7 and Table 1) are in :mod:`.experiments`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .rows import (
+    CHECK,
+    CONFIRMED,
+    CONTRADICTED,
+    FAILED,
+    INCONCLUSIVE,
+    NOT_COMPARABLE,
+    PAPER,
+    PASSED,
+    TARGET,
+    Claim,
+    check,
+    meets,
+    read_json,
+)
+
 __all__ = [
-    "CONFIRMED",
-    "NOT_COMPARABLE",
-    "NOT_CONFIRMED",
     "Claim",
     "bench_attention_claims",
     "bench_train_claims",
     "core_check_claims",
-    "judge",
     "read_json",
     "theory_claims",
 ]
-
-CONFIRMED = "confirmed"
-NOT_CONFIRMED = "not confirmed"
-NOT_COMPARABLE = "not comparable"
 
 #: Project targets of ``ia bench attention`` (forward+backward, the paper gives no timings).
 FLOOR_RATIO_MAX = 2.5
@@ -43,43 +44,6 @@ SPEEDUP_MIN = 4.0
 MEMORY_RATIO_MAX = 0.25
 #: Project target of ``ia bench train``: one indirect synthetic step at most 1.2× one of cross.
 SYNTHETIC_STEP_MAX = 1.2
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One row of the report: a claim of the paper beside our result and a verdict.
-
-    Attributes:
-        part: The reproduction part whose records gave the row.
-        claim: The claim, with the paper's section or figure.
-        paper: What the paper states or reports.
-        ours: What we measured.
-        verdict: ``confirmed``, ``not confirmed`` or ``not comparable``.
-        why: The rule applied (or why no comparison is possible).
-    """
-
-    part: str
-    claim: str
-    paper: str
-    ours: str
-    verdict: str
-    why: str
-
-    def to_dict(self) -> dict[str, str]:
-        """The row as a plain dict (for ``headline.json``)."""
-        return asdict(self)
-
-
-def judge(passed: bool) -> str:
-    """``confirmed`` when the rule holds, else ``not confirmed``."""
-    return CONFIRMED if passed else NOT_CONFIRMED
-
-
-def read_json(path: Path) -> Any:
-    """The parsed JSON file at ``path``; ``FileNotFoundError`` names the missing record."""
-    if not path.exists():
-        raise FileNotFoundError(f"missing record {path}")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def core_check_claims(part_dir: Path) -> list[Claim]:
@@ -93,36 +57,60 @@ def core_check_claims(part_dir: Path) -> list[Claim]:
             "standard attention (§5, Definition 1)",
             paper="exact equality (by definition)",
             ours=f"max |ours - formula|, |ours - nn.MultiheadAttention| = {worst:.1e} (float64)",
-            verdict=judge(worst < 1e-10),
-            why="rule: the largest difference over every checked size is below 1e-10 in float64",
+            verdict=check(worst < 1e-10),
+            why="rule: the largest difference over every checked size is below 1e-10 in float64 "
+            "(an identity: it fails only on a bug)",
+            kind=CHECK,
         )
     ]
 
 
-_THEORY_VERDICTS = {
-    "holds": (CONFIRMED, "the theory part's own verdict: holds"),
-    "does not hold": (NOT_CONFIRMED, "the theory part's own verdict: does not hold"),
-    "partly": (NOT_CONFIRMED, "the theory part's own verdict: holds only in part"),
-    "undetermined": (NOT_COMPARABLE, "too few model dims d to fit a trend"),
+#: The theory part's verdict words, as a check's and as a paper claim's verdict.
+_AS_CHECK = {"holds": PASSED, "does not hold": FAILED, "partly": FAILED}
+_AS_PAPER = {"holds": CONFIRMED, "does not hold": CONTRADICTED, "partly": INCONCLUSIVE}
+#: The one theory verdict that tests the paper's argument; the others check its algebra.
+_PAPER_THEORY = {"misaligned_snr_falls_with_d"}
+_THEORY_PAPER_COLUMN = {
+    "xavier_w_v": "assumes an orthogonal W_v 'as motivated by' Glorot/He (A.3); states nothing "
+    "for Xavier",
+    "misalignment_exceeds_threshold": "holds (§4): misalignment noise 2d exceeds sigma*² = 1",
+}
+_THEORY_NOTES = {
+    "misalignment_exceeds_threshold": "; under the paper's model (zero-mean keys) it cannot "
+    "fail: the misaligned SNR is at most 1/2 and the per-component noise at least 2",
+    "xavier_w_v": "; passed when the expectation-level results (SNR·sigma², gamma against the "
+    "matrix's own closed form) carry over; Lemma 1 then needs a ||W_v||_2 factor",
 }
 
 
 def theory_claims(part_dir: Path) -> list[Claim]:
-    """§3-4 and Figure 1: the theory part's verdicts, each against its Monte Carlo evidence."""
+    """§3-4 and Figure 1: the theory part's verdicts, each against its Monte Carlo evidence.
+
+    Every verdict is a check (the closed forms, Lemmas 1-2, the multi-head remark, the Xavier
+    question) except "the SNR under misalignment falls as d grows", a paper claim (§4).
+    """
     results = read_json(part_dir / "results.json")
     rows = []
     for name, item in results["verdicts"].items():
-        verdict, why = _THEORY_VERDICTS.get(
-            item["verdict"], (NOT_COMPARABLE, f"unknown verdict {item['verdict']!r}")
-        )
+        kind = PAPER if name in _PAPER_THEORY else CHECK
+        words = _AS_PAPER if kind == PAPER else _AS_CHECK
+        word = item["verdict"]
+        verdict = words.get(word, NOT_COMPARABLE)
+        why = f"the theory part's own verdict: {word}"
+        if word == "undetermined":
+            why = "too few model dims d to fit a trend"
         rows.append(
             Claim(
                 part="theory",
                 claim=item["claim"],
-                paper="holds (stated and proved, §3-4, Appendix A; Figure 1)",
+                paper=_THEORY_PAPER_COLUMN.get(
+                    name, "holds (stated and proved, §3-4, Appendix A; Figure 1)"
+                ),
                 ours=item["evidence"],
                 verdict=verdict,
-                why=f"{why} ({name}; float64 Monte Carlo against the closed forms)",
+                why=f"rule: {why} ({name}; float64 Monte Carlo against the closed forms)"
+                + _THEORY_NOTES.get(name, ""),
+                kind=kind,
             )
         )
     return rows
@@ -145,6 +133,7 @@ def bench_attention_claims(part_dir: Path) -> list[Claim]:
         return [
             Claim(
                 part="bench_attention",
+                kind=TARGET,
                 claim="Box bias + indirect attention is fast and lean",
                 paper=paper,
                 ours="'ours' was not timed",
@@ -170,12 +159,13 @@ def bench_attention_claims(part_dir: Path) -> list[Claim]:
         rows.append(
             Claim(
                 part="bench_attention",
+                kind=TARGET,
                 claim="Box bias + indirect attention costs at most 2.5× bias-free attention "
                 "(forward+backward)",
                 paper=f"{paper}: ≤ {FLOOR_RATIO_MAX}× the SDPA floor",
                 ours=f"{', '.join(f'{v:.2f}×' for v in floor)} ({label})"
                 + lever("time_vs_floor", "×"),
-                verdict=judge(max(floor) <= FLOOR_RATIO_MAX),
+                verdict=meets(max(floor) <= FLOOR_RATIO_MAX),
                 why=f"rule: every measured ours ÷ floor ≤ {FLOOR_RATIO_MAX} at the largest map",
             )
         )
@@ -185,12 +175,13 @@ def bench_attention_claims(part_dir: Path) -> list[Claim]:
         rows.append(
             Claim(
                 part="bench_attention",
+                kind=TARGET,
                 claim="Ours is ≥ 4× faster than the authors' formulation with ≤ ¼ of its memory",
                 paper=f"{paper}: speed-up ≥ {SPEEDUP_MIN}×, memory ≤ {MEMORY_RATIO_MAX}",
                 ours=f"speed-up {', '.join(f'{v:.2f}×' for v in speed)}; memory "
                 f"{', '.join(f'{v:.2f}' for v in memory)} ({label})"
                 + lever("speedup_vs_reference", "× faster"),
-                verdict=judge(min(speed) >= SPEEDUP_MIN and max(memory) <= MEMORY_RATIO_MAX),
+                verdict=meets(min(speed) >= SPEEDUP_MIN and max(memory) <= MEMORY_RATIO_MAX),
                 why="rule: both hold at every measured size of the largest map",
             )
         )
@@ -199,11 +190,12 @@ def bench_attention_claims(part_dir: Path) -> list[Claim]:
     rows.append(
         Claim(
             part="bench_attention",
+            kind=TARGET,
             claim="Ours computes the authors' attention exactly (outputs and gradients)",
             paper="project target (the paper gives no implementation): relative error ≤ 1e-5 "
             "in float32",
             ours=f"worst float32 relative error {max(errors):.1e}" if errors else "not checked",
-            verdict=judge(bool(errors) and all(check["passed"] for check in equal.values())),
+            verdict=meets(bool(errors) and all(check["passed"] for check in equal.values())),
             why="rule: the benchmark's own equality check passed at every size",
         )
     )
@@ -232,12 +224,13 @@ def bench_train_claims(part_dir: Path) -> list[Claim]:
         rows.append(
             Claim(
                 part="bench_train",
+                kind=TARGET,
                 claim="The IA decoder is cheaper to train than the double cross-attention stack "
                 "(§6.2, Figure 6)",
                 paper="'a more efficient architecture' (one block instead of two, each of 6 "
                 "layers; no timing)",
                 ours=f"{ours} ({shape})",
-                verdict=judge(ratio < 1.0),
+                verdict=meets(ratio < 1.0),
                 why=f"rule: ia's median training step is shorter than that of the stack with "
                 f"{layers} fusion layers (the paper's has 6), same run",
             )
@@ -248,10 +241,11 @@ def bench_train_claims(part_dir: Path) -> list[Claim]:
         rows.append(
             Claim(
                 part="bench_train",
+                kind=TARGET,
                 claim="An indirect synthetic model trains at most 1.2× slower than cross-attention",
                 paper=f"no timing in the paper; project target ≤ {SYNTHETIC_STEP_MAX}×",
                 ours=f"indirect ÷ cross = {ratio:.2f}× per training step (sorting)",
-                verdict=judge(ratio <= SYNTHETIC_STEP_MAX),
+                verdict=meets(ratio <= SYNTHETIC_STEP_MAX),
                 why="rule: the sorting task, where every model has the same 10 queries and keys",
             )
         )

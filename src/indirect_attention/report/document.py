@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..training import atomic_write_text
-from .claims import NOT_COMPARABLE, Claim
 from .html import write_html
 from .markdown import PartRecord, report_markdown
+from .rows import CHECK, NOT_COMPARABLE, PAPER, TARGET, Claim
 
 __all__ = ["part_record", "write_reports"]
 
@@ -24,7 +24,11 @@ ClaimsFn = Callable[[Path], list[Claim]]
 
 
 def _failed_row(name: str, what: str, error: str) -> Claim:
+    """A failed part's one row, counted with the kind of rows the part gives (benchmarks give
+    targets, the core check a check, every other part paper claims)."""
+    kind = TARGET if name.startswith("bench") else CHECK if name == "core_check" else PAPER
     return Claim(
+        kind=kind,
         part=name,
         claim=f"every claim of part `{name}`",
         paper="see the part's claims",

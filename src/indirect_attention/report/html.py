@@ -29,13 +29,17 @@ pre { background: #f4f4f4; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 img { max-width: 100%; border: 1px solid #ddd; }
 figure { margin: 1em 0; }
 figcaption { font-size: 0.85em; color: #555; }
-.v-confirmed { color: #176b1a; }
-.v-not-confirmed { color: #a61b1b; }
+.v-confirmed, .v-met, .v-passed { color: #176b1a; }
+.v-contradicted, .v-not-met, .v-failed { color: #a61b1b; }
+.v-inconclusive { color: #44546a; }
 .v-not-comparable { color: #8a6d00; }
 """
 _IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
 _HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.*)$")
-_VERDICT = re.compile(r"<strong>(confirmed|not confirmed|not comparable)</strong>")
+_VERDICT = re.compile(
+    r"<strong>(confirmed|contradicted|inconclusive|not comparable|met|not met|passed|failed)"
+    r"</strong>"
+)
 
 
 def _inline(text: str) -> str:

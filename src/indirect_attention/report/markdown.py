@@ -1,7 +1,10 @@
-"""The reproduction report as markdown: a headline table first, then one section per part.
+"""The reproduction report as markdown: the headline tables first, then one section per part.
 
-The headline (claim | paper | ours | verdict) is rendered by :func:`headline_markdown`, which both
-``report.md`` and the README's "Latest reproduction" section use, so the two never disagree.
+The headline is three tables, each with its own tally: paper claims (claim | paper | paper's
+effect | ours | our effect (95% CI) | verdict), project targets and checks (see :mod:`.rows`). It
+is rendered by :func:`headline_markdown`, which both ``report.md`` and the README's "Latest
+reproduction" section use, so the two never disagree; its summary sentence quotes the
+paper-claim tally. Each part's section lists all its rows, with their rules.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .claims import NOT_COMPARABLE, Claim
+from .rows import CHECK, NOT_COMPARABLE, PAPER, TARGET, VERDICTS, Claim
 
-__all__ = ["PartRecord", "headline_markdown", "report_markdown"]
+__all__ = ["PartRecord", "headline_markdown", "report_markdown", "tally"]
 
 #: Longest "ours" cell in the headline; the part's section has the full text.
 HEADLINE_CELL = 180
@@ -55,6 +58,47 @@ def _verdict_cell(claim: Claim) -> str:
     return f"{word}: {_cell(claim.why, 120)}" if claim.verdict == NOT_COMPARABLE else word
 
 
+def tally(claims: list[Claim], kind: str) -> str:
+    """``3 confirmed, 1 contradicted, 9 inconclusive`` for the rows of ``kind`` (in the order of
+    :data:`~.rows.VERDICTS`), or ``no rows``."""
+    counts = Counter(claim.verdict for claim in claims if claim.kind == kind)
+    words = [f"{counts[word]} {word}" for word in VERDICTS[kind] if counts[word]]
+    return ", ".join(words) or "no rows"
+
+
+#: (kind, heading, tally label, header, cells of a row) of the three headline tables.
+_TABLES = (
+    (
+        PAPER,
+        "Paper claims",
+        "Paper claims",
+        "| claim | paper | paper's effect | ours | our effect (95% CI) | verdict |",
+        lambda c: [
+            _cell(c.claim),
+            _cell(c.paper),
+            _cell(c.effect_paper or "not given"),
+            _cell(c.ours, HEADLINE_CELL),
+            _cell(c.effect_ours or "no interval"),
+            _verdict_cell(c),
+        ],
+    ),
+    (
+        TARGET,
+        "Project targets",
+        "Targets",
+        "| target | asked for | ours | verdict |",
+        lambda c: [_cell(c.claim), _cell(c.paper), _cell(c.ours, HEADLINE_CELL), _verdict_cell(c)],
+    ),
+    (
+        CHECK,
+        "Checks",
+        "Checks",
+        "| check | expected | ours | verdict |",
+        lambda c: [_cell(c.claim), _cell(c.paper), _cell(c.ours, HEADLINE_CELL), _verdict_cell(c)],
+    ),
+)
+
+
 def headline_markdown(
     claims: list[Claim],
     figures: list[tuple[str, str]],
@@ -63,32 +107,41 @@ def headline_markdown(
     written: str,
     failed: list[str],
 ) -> str:
-    """The headline table, the verdict counts and the figures (links as given).
+    """The three headline tables (paper claims first), each with its tally, and the figures.
+
+    Only rows with ``headline`` set appear; the summary sentence quotes the paper-claim tally.
 
     Args:
         claims: Every verdict row, in part order.
-        figures: (title, link) pairs, drawn below the table.
+        figures: (title, link) pairs, drawn below the tables.
         profile: The reproduction profile.
         written: When the report was written.
         failed: Names of the parts that failed.
     """
-    lines = [
-        f"Profile `{profile}`, written {written}. Each row sets our result beside the paper's "
-        "claim; the verdict is computed from the run records by the rule given in the report.",
-        "",
-        "| claim | paper | ours | verdict |",
-        "|---|---|---|---|",
-    ]
-    for claim in claims:
-        lines.append(
-            f"| {_cell(claim.claim)} | {_cell(claim.paper)} | "
-            f"{_cell(claim.ours, HEADLINE_CELL)} | {_verdict_cell(claim)} |"
-        )
-    counts = Counter(claim.verdict for claim in claims)
-    summary = ", ".join(f"{count} {word}" for word, count in counts.items()) or "no verdicts"
-    lines += ["", f"Verdicts: {summary}."]
+    shown = [claim for claim in claims if claim.headline]
+    hidden = sum(1 for claim in claims if not claim.headline)
+    summary = f"Paper claims: {tally(shown, PAPER)}."
+    summary += f" Project targets: {tally(shown, TARGET)}. Checks: {tally(shown, CHECK)}."
     if failed:
-        lines[-1] += f" Failed parts: {', '.join(failed)}."
+        summary += f" Failed parts: {', '.join(failed)}."
+    lines = [
+        f"Profile `{profile}`, written {written}. {summary}",
+        "",
+        "Every verdict is computed from the run records by the rule given in the report. A model "
+        "comparison is the paired per-seed difference with its 95% t interval: confirmed or "
+        "contradicted only when the interval excludes 0, otherwise inconclusive, with the number "
+        "of seeds that would decide at the measured spread.",
+    ]
+    if hidden:
+        lines[-1] += f" {hidden} more rows (the other value setting) are in the parts' sections."
+    for kind, heading, label, header, cells in _TABLES:
+        rows = [claim for claim in shown if claim.kind == kind]
+        if not rows:
+            continue
+        lines += ["", f"### {heading}", "", header, "|" + "---|" * header.count(" | ") + "---|"]
+        lines += ["| " + " | ".join(cells(claim)) + " |" for claim in rows]
+        count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+        lines += ["", f"{label}: {tally(rows, kind)} ({count})."]
     for title, link in figures:
         lines += ["", f"![{title}]({link})"]
     return "\n".join(lines) + "\n"
@@ -102,11 +155,17 @@ def _part_section(record: PartRecord) -> list[str]:
     if record.error:
         lines += ["", f"Error: `{_cell(record.error)}`"]
     if record.claims:
-        lines += ["", "| claim | paper | ours | verdict | why |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| kind | claim | paper | paper's effect | ours | our effect (95% CI) | verdict | rule |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for c in record.claims:
+            where = "" if c.headline else " (not in the headline)"
             lines.append(
-                f"| {_cell(c.claim)} | {_cell(c.paper)} | {_cell(c.ours)} | **{c.verdict}** "
-                f"| {_cell(c.why)} |"
+                f"| {c.kind}{where} | {_cell(c.claim)} | {_cell(c.paper)} | "
+                f"{_cell(c.effect_paper)} | {_cell(c.ours)} | {_cell(c.effect_ours)} | "
+                f"**{c.verdict}** | {_cell(c.why)} |"
             )
     for title, path in record.figures:
         lines += ["", f"![{title}]({path})"]

@@ -2,7 +2,8 @@
 
 The README holds the section between :data:`BEGIN` and :data:`END`; everything else in it is left
 as it is. Figures are copied into ``docs/figures/`` (as ``reproduce-<part>-<name>.png``) so that
-the links work on any checkout, and the table is the same one as in the report's headline.
+the links work on any checkout, and the tables (paper claims, project targets, checks) are the
+same as in the report's headline.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import shutil
 from pathlib import Path
 
 from ..training import atomic_write_text
-from .claims import Claim
 from .markdown import headline_markdown
+from .rows import Claim
 
 __all__ = ["BEGIN", "END", "update_readme"]
 
@@ -40,7 +41,8 @@ def update_readme(
 
     Raises:
         FileNotFoundError: ``out`` has no ``headline.json`` (no report was written there).
-        ValueError: The README lacks the markers.
+        ValueError: The README lacks the markers, or ``headline.json`` has rows this version
+            cannot read.
     """
     out, readme, figures_dir = Path(out), Path(readme), Path(figures_dir)
     source = out / "headline.json"
@@ -58,7 +60,13 @@ def update_readme(
         shutil.copyfile(out / path, target)
         link = Path(os.path.relpath(target.resolve(), readme.resolve().parent)).as_posix()
         figures.append((title, link))
-    claims = [Claim(**row) for row in headline["claims"]]
+    try:
+        claims = [Claim(**row) for row in headline["claims"]]
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{source} was written by another version of the report ({error}); rewrite it with "
+            f"`ia reproduce --out {out}` (finished parts are kept)"
+        ) from None
     section = headline_markdown(
         claims,
         figures,
