@@ -48,6 +48,8 @@ from ..report.experiments import (
     detection_claims,
     figure4_claim,
     figure7_claim,
+    lookup_claims,
+    scaling_claims,
     synthetic_claims,
 )
 from ..training import RunDir
@@ -93,7 +95,7 @@ PARTS: dict[str, Part] = {
     ),
     "synthetic_lookup": Part(
         run=lookup,
-        claims=None,
+        claims=lookup_claims,
         shares_cpu=True,
         figures=(
             ("Marked lookup: accuracy against the offset s", "lookup.png"),
@@ -102,7 +104,7 @@ PARTS: dict[str, Part] = {
     ),
     "synthetic_scaling": Part(
         run=scaling,
-        claims=None,
+        claims=scaling_claims,
         shares_cpu=True,
         figures=(("Width and depth: naive against indirect", "scaling.png"),),
     ),
