@@ -175,8 +175,9 @@ def lookup(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     run_dir.write_json("tuning.json", record)
     lrs = record["chosen"]
     references, summary = [], {}
-    for offset in settings.lookup_offsets:
-        for value_positions in (False, True):
+    # The headline setting first, every offset; then the setting with value position codes.
+    for value_positions in (False, True):
+        for offset in settings.lookup_offsets:
             if value_positions and offset not in (
                 settings.lookup_offsets_with_positions or settings.lookup_offsets
             ):
