@@ -10,7 +10,6 @@ import torch
 from indirect_attention.detection.decoder import BoxRefinement
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.position import sine_position_embedding
-from indirect_attention.detection.postprocess import PostProcess
 
 TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
 
@@ -87,13 +86,6 @@ def test_box_refinement_starts_at_identity_and_detaches() -> None:
     assert torch.allclose(out, boxes, atol=1e-5)
     out.sum().backward()
     assert boxes.grad is None  # the stop-gradient between layers
-
-
-def test_postprocess_converts_to_pixels() -> None:
-    logits = torch.tensor([[0.0, 3.0]])
-    boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.25, 0.5, 0.5, 1.0]]])
-    [(scores, xyxy)] = PostProcess(top_k=1)(logits, boxes, (200.0, 100.0))
-    assert scores.shape == (1,) and torch.allclose(xyxy, torch.tensor([[0.0, 0.0, 100.0, 100.0]]))
 
 
 def test_double_cross_with_fused_bias_has_box_bias() -> None:

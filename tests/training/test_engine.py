@@ -1,0 +1,101 @@
+"""The task-agnostic training epoch (training/engine.py): the same weights as a hand-written
+loop, the learning-rate schedule per step, and non-finite steps skipped and counted."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from indirect_attention.training.engine import EpochState, train_one_epoch
+
+
+def _batches(count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    return [
+        (torch.randn(4, 3, generator=generator), torch.randn(4, 1, generator=generator))
+        for _ in range(count)
+    ]
+
+
+def _forward(model: nn.Module, batch):
+    return model(batch[0])
+
+
+def _loss(output, batch) -> dict[str, torch.Tensor]:
+    error = ((output - batch[1]) ** 2).mean()
+    return {"loss": 2.0 * error, "mse": error.detach()}
+
+
+def test_one_epoch_equals_a_plain_loop_with_the_schedule() -> None:
+    torch.manual_seed(0)
+    model, reference = nn.Linear(3, 1), nn.Linear(3, 1)
+    reference.load_state_dict(model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    plain = torch.optim.SGD(reference.parameters(), lr=0.1)
+    factor = lambda step, epoch: 1.0 / (step + 1)  # noqa: E731
+    state = train_one_epoch(
+        model,
+        optimizer,
+        torch.amp.GradScaler("cpu", enabled=False),
+        _batches(3),
+        EpochState(epoch=0, step=0),
+        forward=_forward,
+        loss=_loss,
+        clip=1e9,
+        precision="32",
+        device=torch.device("cpu"),
+        lr_factor=factor,
+        base_lrs=[0.1],
+    )
+    losses = []
+    for step, (x, y) in enumerate(_batches(3)):
+        plain.param_groups[0]["lr"] = 0.1 * factor(step, 0)
+        loss = 2.0 * ((reference(x) - y) ** 2).mean()
+        losses.append(loss.item() / 2.0)
+        plain.zero_grad()
+        loss.backward()
+        plain.step()
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert (state.step, state.batch, state.count, state.skipped) == (3, 3, 3, 0)
+    assert state.means()["mse"] == pytest.approx(sum(losses) / 3)
+
+
+def test_a_non_finite_loss_skips_the_step() -> None:
+    model = nn.Linear(3, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    batches = _batches(2)
+    batches[1] = (batches[1][0], torch.full((4, 1), float("nan")))
+    state = train_one_epoch(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        torch.amp.GradScaler("cpu", enabled=False),
+        batches[1:],
+        EpochState(epoch=0, step=5, skipped=1),
+        forward=_forward,
+        loss=_loss,
+        clip=1.0,
+        precision="32",
+        device=torch.device("cpu"),
+    )
+    assert (state.step, state.count, state.skipped, state.sums) == (6, 0, 2, {})
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), before, strict=True))
+
+
+def test_lr_factor_needs_one_base_rate_per_group() -> None:
+    model = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="one base learning rate per parameter group"):
+        train_one_epoch(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            torch.amp.GradScaler("cpu", enabled=False),
+            [],
+            EpochState(epoch=0, step=0),
+            forward=_forward,
+            loss=_loss,
+            clip=1.0,
+            precision="32",
+            device=torch.device("cpu"),
+            lr_factor=lambda step, epoch: 1.0,
+        )
