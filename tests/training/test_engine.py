@@ -99,3 +99,22 @@ def test_lr_factor_needs_one_base_rate_per_group() -> None:
             device=torch.device("cpu"),
             lr_factor=lambda step, epoch: 1.0,
         )
+
+
+def test_progress_round_trips_through_a_checkpoint(tmp_path) -> None:
+    from indirect_attention.training.engine import load_progress, save_progress
+
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    state = EpochState(epoch=2, step=9, batch=3, sums={"loss": 1.5}, count=2, skipped=1)
+    generator = torch.Generator().manual_seed(4)
+    save_progress(
+        tmp_path / "mid.pt", model, optimizer, scaler, state, minutes=1.5, generator=generator
+    )
+    save_progress(tmp_path / "end.pt", model, optimizer, scaler, state, minutes=2.0)
+    loaded, minutes, order = load_progress(tmp_path / "mid.pt", model, optimizer, scaler)
+    assert (loaded, minutes) == (state, 1.5)
+    assert order is not None and torch.equal(order, generator.get_state())
+    loaded, minutes, order = load_progress(tmp_path / "end.pt", model, optimizer, scaler)
+    assert (loaded, minutes, order) == (EpochState(epoch=3, step=9, skipped=1), 2.0, None)

@@ -32,7 +32,6 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..training import RunDir
-from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.distributed import (
     DistributedContext,
     broadcast_object,
@@ -44,7 +43,13 @@ from ..training.distributed import (
     shutdown_distributed,
     wrap_model,
 )
-from ..training.engine import EpochState, StepResult, train_one_epoch
+from ..training.engine import (
+    EpochState,
+    StepResult,
+    load_progress,
+    save_progress,
+    train_one_epoch,
+)
 from ..training.precision import check_precision, grad_scaler
 from .checkpoint import CHECKPOINT_NAME, load_model_weights, resume_source
 from .evaluate import evaluate
@@ -222,11 +227,29 @@ class _Run:
     device: torch.device
     model: IADETR
     optimizer: torch.optim.Optimizer
-    base_lrs: list[float]
     scaler: torch.amp.GradScaler
     run_dir: RunDir | None
     started: float
-    extra: dict[str, Any]
+
+    def save(self, state: EpochState, *, generator: torch.Generator | None = None) -> None:
+        """The checkpoint: mid-epoch (with the data-order ``generator``) or at an epoch end."""
+        extra = {
+            "model_config": asdict(self.config.model),
+            "input_spec": asdict(self.model.input_spec),
+            "data": self.config.data.name,
+        }
+        minutes = (time.monotonic() - self.started) / 60
+        path = Path(self.config.out) / CHECKPOINT_NAME
+        save_progress(
+            path,
+            self.model,
+            self.optimizer,
+            self.scaler,
+            state,
+            minutes=minutes,
+            generator=generator,
+            extra=extra,
+        )
 
 
 def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> _Run:
@@ -241,8 +264,7 @@ def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.d
     if run_dir is not None:
         run_dir.write_config(config_record(config))
     torch.manual_seed(config.seed)
-    spec = config.data.input_spec()
-    model = IADETR(config.model, input_spec=spec, seed=config.seed)
+    model = IADETR(config.model, input_spec=config.data.input_spec(), seed=config.seed)
     if config.init_weights is not None:
         load_model_weights(model, config.init_weights)
     model.to(device)
@@ -254,73 +276,12 @@ def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.d
         ],
         weight_decay=config.weight_decay,
     )
-    extra = {
-        "model_config": asdict(config.model),
-        "input_spec": asdict(spec),
-        "data": config.data.name,
-    }
-    return _Run(
-        config=config,
-        context=context,
-        device=device,
-        model=model,
-        optimizer=optimizer,
-        base_lrs=[group["lr"] for group in optimizer.param_groups],
-        scaler=grad_scaler(config.precision, device),
-        run_dir=run_dir,
-        started=started,
-        extra=extra,
-    )
+    scaler = grad_scaler(config.precision, device)
+    return _Run(config, context, device, model, optimizer, scaler, run_dir, started)
 
 
 def _params(model: IADETR, *, backbone: bool) -> list[torch.nn.Parameter]:
     return [p for n, p in model.named_parameters() if n.startswith("backbone.") == backbone]
-
-
-def _resume(run: _Run, source: Path) -> tuple[EpochState, dict, Tensor | None]:
-    """Restore weights, optimiser, scaler and RNG states; the epoch's state, the progress record
-    and the data-order generator's state."""
-    state = load_checkpoint(
-        source, run.model, run.optimizer, scaler=run.scaler, restore_random=True
-    )
-    progress = state["extra"].get("progress", {})
-    run.started -= 60.0 * progress.get("minutes", 0.0)
-    if run.run_dir is not None:  # keep the rows up to the checkpoint, drop any written after it
-        rows = RunDir(source.parent).read_metrics()
-        run.run_dir.rewrite_metrics([row for row in rows if row.get("epoch", 0) <= state["epoch"]])
-    batch = state.get("batch", 0)
-    epoch_state = EpochState(
-        epoch=state["epoch"],
-        step=state["step"],
-        batch=batch,
-        sums=dict(progress.get("sums", {})) if batch else {},
-        count=int(progress.get("count", 0)) if batch else 0,
-        skipped=int(progress.get("skipped_steps", 0)),
-    )
-    return epoch_state, progress, state.get("generators", {}).get("data_order")
-
-
-def _save(run: _Run, state: EpochState, *, generator: torch.Generator | None = None) -> None:
-    """Write the checkpoint: mid-epoch (with ``generator``) or at the end of an epoch."""
-    minutes = (time.monotonic() - run.started) / 60
-    if generator is None:  # an epoch end: the next epoch starts afresh
-        epoch, batch, generators = state.epoch + 1, 0, None
-        progress = {"skipped_steps": state.skipped, "minutes": minutes}
-    else:
-        epoch, batch, generators = state.epoch, state.batch, {"data_order": generator}
-        progress = {"sums": state.sums, "count": state.count, "skipped_steps": state.skipped}
-        progress["minutes"] = minutes
-    save_checkpoint(
-        Path(run.config.out) / CHECKPOINT_NAME,
-        run.model,
-        run.optimizer,
-        scaler=run.scaler,
-        epoch=epoch,
-        step=state.step,
-        batch=batch,
-        generators=generators,
-        extra={**run.extra, "progress": progress},
-    )
 
 
 def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> dict:
@@ -338,9 +299,16 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
         run.model.backbone.load_state_dict(state)
         if run.run_dir is not None:  # rank 0 only
             run.run_dir.write_json("pretrain.json", report)
+    base_lrs = [group["lr"] for group in run.optimizer.param_groups]  # before any resume
     state, generator_state = EpochState(epoch=0, step=0), None
     if source is not None:
-        state, _, generator_state = _resume(run, source)
+        state, minutes, generator_state = load_progress(
+            source, run.model, run.optimizer, run.scaler
+        )
+        run.started -= 60.0 * minutes
+        if run.run_dir is not None:  # keep the rows up to the checkpoint, drop any after it
+            rows = RunDir(source.parent).read_metrics()
+            run.run_dir.rewrite_metrics([r for r in rows if r.get("epoch", 0) <= state.epoch])
     ddp_model = wrap_model(run.model, context, device)
     criterion = SetCriterion(
         HungarianMatcher(),
@@ -352,7 +320,7 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
     for epoch in range(state.epoch, config.epochs):
         if epoch > state.epoch or state.batch == 0:
             state = EpochState(epoch=epoch, step=state.step, skipped=state.skipped)
-        _train_epoch(run, ddp_model, criterion, training, state, generator_state)
+        _train_epoch(run, ddp_model, criterion, training, state, generator_state, base_lrs)
         generator_state = None
         row = {**state.means(), "epoch": epoch + 1, "step": state.step}
         row.update(skipped_steps=state.skipped, minutes=(time.monotonic() - run.started) / 60)
@@ -369,7 +337,7 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             )
         if run.run_dir is not None:
             run.run_dir.log_metrics(row)
-            _save(run, state)
+            run.save(state)
         if over_time:
             break
     results["minutes"] = (time.monotonic() - run.started) / 60
@@ -387,6 +355,7 @@ def _train_epoch(
     training: TrainingSet,
     state: EpochState,
     generator_state: Tensor | None,
+    base_lrs: list[float],
 ) -> None:
     """One epoch of :func:`~..training.engine.train_one_epoch` on the data source's batches."""
     config, device = run.config, run.device
@@ -414,7 +383,7 @@ def _train_epoch(
         bar.set_postfix(loss=f"{result.losses['loss']:.3f}", skipped=state.skipped, refresh=False)
         due = config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0
         if due and run.run_dir is not None:  # mid-epoch: a kill loses at most this many steps
-            _save(run, state, generator=generator)
+            run.save(state, generator=generator)
 
     def loss(output: DetrOutput, batch: Batch) -> dict[str, Tensor]:
         truth = [t.to(device) for t in batch[3]]
@@ -435,7 +404,7 @@ def _train_epoch(
         precision=config.precision,
         device=device,
         lr_factor=partial(_step_factor, config=config),
-        base_lrs=run.base_lrs,
+        base_lrs=base_lrs,
         after_step=after_step,
     )
 

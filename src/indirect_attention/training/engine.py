@@ -10,7 +10,9 @@ DETR's ``engine.train_one_epoch`` shape, task-agnostic. A caller gives two funct
 otherwise the step is skipped and counted, never raised, and in data-parallel training every rank
 takes the same decision. :func:`train_one_epoch` sets the learning rate of each step, counts steps
 and sums the losses of the steps taken into an :class:`EpochState` that a checkpoint can hold, so
-a resumed epoch continues where it stopped (the caller skips the batches already done).
+a resumed epoch continues where it stopped (the caller skips the batches already done):
+:func:`save_progress` writes it into a checkpoint with the model, optimizer, scaler and RNG states,
+:func:`load_progress` restores them all.
 
 Shapes:
     whatever ``forward`` and ``loss`` read; logged losses are floats.
@@ -18,6 +20,7 @@ Shapes:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +28,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import all_ranks_agree, average_across_ranks
 from .precision import autocast
 
-__all__ = ["EpochState", "StepResult", "train_one_epoch", "train_step"]
+__all__ = [
+    "EpochState",
+    "StepResult",
+    "load_progress",
+    "save_progress",
+    "train_one_epoch",
+    "train_step",
+]
 
 ForwardFn = Callable[[nn.Module, Any], Any]
 LossFn = Callable[[Any, Any], dict[str, Tensor]]
@@ -82,7 +93,7 @@ def train_step(
     *,
     forward: ForwardFn,
     loss: LossFn,
-    clip: float,
+    clip: float | None,
     precision: str,
     device: torch.device,
 ) -> StepResult:
@@ -95,7 +106,7 @@ def train_step(
         batch: This rank's batch, handed to ``forward`` and ``loss``.
         forward: ``forward(model, batch)``, run under autocast.
         loss: ``loss(output, batch)``, a dict of scalar tensors with ``"loss"``.
-        clip: Gradient-norm clip.
+        clip: Gradient-norm clip (None: no clipping; the norm is still checked).
         precision: ``32``, ``bf16`` or ``fp16``.
         device: The model's device.
 
@@ -113,7 +124,8 @@ def train_step(
         return StepResult(losses=logged, stepped=False)
     scaler.scale(losses["loss"]).backward()
     scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16)
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    limit = float("inf") if clip is None else clip
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
     # DDP has all-reduced the gradients, so every rank sees the same norm and agrees.
     stepped = bool(torch.isfinite(norm))
     if stepped:
@@ -131,7 +143,7 @@ def train_one_epoch(
     *,
     forward: ForwardFn,
     loss: LossFn,
-    clip: float,
+    clip: float | None,
     precision: str,
     device: torch.device,
     lr_factor: Callable[[int, int], float] | None = None,
@@ -148,7 +160,7 @@ def train_one_epoch(
         state: The run's progress; ``state.batch`` batches of this epoch are already done.
         forward: See :func:`train_step`.
         loss: See :func:`train_step`.
-        clip: Gradient-norm clip.
+        clip: Gradient-norm clip (None: none).
         precision: ``32``, ``bf16`` or ``fp16``.
         device: The model's device.
         lr_factor: ``lr_factor(step, epoch)`` scales ``base_lrs`` before each step (None: the
@@ -192,3 +204,71 @@ def train_one_epoch(
         if after_step is not None:
             after_step(state, result)
     return state
+
+
+def save_progress(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    state: EpochState,
+    *,
+    minutes: float,
+    generator: torch.Generator | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write a resumable checkpoint (atomically), mid-epoch or at the end of ``state.epoch``.
+
+    Args:
+        path: The checkpoint file.
+        model: The model (not its DDP wrapper).
+        optimizer: The optimizer.
+        scaler: The gradient scaler.
+        state: The run's progress.
+        minutes: Wall time of the run so far.
+        generator: Mid-epoch: the data-order generator, saved so that the epoch resumes with the
+            same batches. None: the epoch is over and the next one starts afresh.
+        extra: More plain data to store under ``extra`` (beside ``progress``).
+    """
+    progress: dict[str, Any] = {"skipped_steps": state.skipped, "minutes": minutes}
+    if generator is not None:
+        progress.update(sums=state.sums, count=state.count)
+    save_checkpoint(
+        path,
+        model,
+        optimizer,
+        scaler=scaler,
+        epoch=state.epoch if generator is not None else state.epoch + 1,
+        step=state.step,
+        batch=state.batch if generator is not None else 0,
+        generators=None if generator is None else {"data_order": generator},
+        extra={**(extra or {}), "progress": progress},
+    )
+
+
+def load_progress(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> tuple[EpochState, float, Tensor | None]:
+    """Restore a checkpoint of :func:`save_progress`: weights, optimizer, scaler, RNG states.
+
+    Returns:
+        The progress (``state.batch`` batches of ``state.epoch`` are done), the run's minutes so
+        far, and the data-order generator's state to set after redrawing the epoch's order
+        (None at an epoch boundary).
+    """
+    saved = load_checkpoint(path, model, optimizer, scaler=scaler, restore_random=True)
+    progress = saved["extra"].get("progress", {})
+    batch = saved.get("batch", 0)
+    state = EpochState(
+        epoch=saved["epoch"],
+        step=saved["step"],
+        batch=batch,
+        sums=dict(progress.get("sums", {})) if batch else {},
+        count=int(progress.get("count", 0)) if batch else 0,
+        skipped=int(progress.get("skipped_steps", 0)),
+    )
+    generator_state = saved.get("generators", {}).get("data_order")
+    return state, float(progress.get("minutes", 0.0)), generator_state
