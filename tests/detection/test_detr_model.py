@@ -11,7 +11,14 @@ from indirect_attention.detection.decoder import BoxRefinement
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.position import sine_position_embedding
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = {
+    "dim": 32,
+    "num_heads": 2,
+    "num_layers": 2,
+    "ffn_dim": 64,
+    "num_queries": 5,
+    "bias_hidden": 16,
+}
 
 
 @pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
@@ -100,7 +107,7 @@ def test_anchor_queries_are_embedding_plus_target_feature_at_their_cell() -> Non
     """Definition 1 (q_i = e_i + x_s(i)): each anchor query reads the target token under its
     lattice point, checked against a brute-force search for the cell that contains it."""
     torch.manual_seed(0)
-    config = DetrModelConfig(dim=32, heads=2, layers=1, ffn_dim=64, num_queries=16)
+    config = DetrModelConfig(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=16)
     model = IADETR(replace(config, object_queries="anchors")).eval()
     captured: dict[str, torch.Tensor] = {}
 

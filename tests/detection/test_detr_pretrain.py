@@ -86,7 +86,7 @@ def test_pretrained_backbone_is_cached_and_leaves_the_caller_rng_alone(
 
 
 def test_prepare_caches_leaves_nothing_for_the_runs_to_compute(tmp_path, monkeypatch) -> None:
-    model = DetrModelConfig(dim=32, heads=2, layers=1, ffn_dim=64, num_queries=4)
+    model = DetrModelConfig(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4)
     data = EmojiSource(train_episodes=6, cache_dir=str(tmp_path))
     config = DetrTrainConfig(data=data, model=model, pretrain_steps=2, progress=False)
     prepare_caches(config)

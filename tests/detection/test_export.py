@@ -19,7 +19,14 @@ from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.train import DetrTrainConfig, run
 from indirect_attention.training.checkpoint import save_checkpoint
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = {
+    "dim": 32,
+    "num_heads": 2,
+    "num_layers": 2,
+    "ffn_dim": 64,
+    "num_queries": 5,
+    "bias_hidden": 16,
+}
 
 
 def _trained_like(variant: str = "ia", **config) -> IADETR:
@@ -108,6 +115,18 @@ def test_training_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
 
 class _NotWeights:
     """A pickled object: ``weights_only=True`` refuses to build it."""
+
+
+def test_checkpoint_with_the_old_field_names_loads(tmp_path: Path) -> None:
+    """Checkpoints written before ``heads`` / ``layers`` became ``num_heads`` / ``num_layers``."""
+    model = _trained_like()
+    config = asdict(model.config)
+    config["heads"], config["layers"] = config.pop("num_heads"), config.pop("num_layers")
+    extra = {"model_config": config, "data": "emoji", "scale": 0.25}
+    save_checkpoint(tmp_path / "checkpoint.pt", model, extra=extra)
+    loaded = load_detector(tmp_path / "checkpoint.pt")
+    assert loaded.config == model.config and loaded.input_spec == InputSpec(64, 24)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
 def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:

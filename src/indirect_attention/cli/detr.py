@@ -119,7 +119,7 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
         help="backbone learning rate (default: --lr / 10 for a pre-trained backbone, else --lr)",
     )
     parser.add_argument("--dim", **integer)
-    parser.add_argument("--layers", **integer)
+    parser.add_argument("--layers", dest="num_layers", **integer)
     parser.add_argument(
         "--queries",
         dest="num_queries",

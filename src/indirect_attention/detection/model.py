@@ -56,8 +56,8 @@ class DetrModelConfig:
         backbone: ``small`` (emoji) or ``resnet50`` (VOC/COCO).
         backbone_weights: Local state dict for the ResNet-50 body (random init when None).
         dim: Model dim D.
-        heads: Attention heads.
-        layers: Decoder layers.
+        num_heads: Attention heads.
+        num_layers: Decoder layers.
         ffn_dim: FFN width.
         num_queries: Object queries Q.
         bias_hidden: BoxRPB MLP hidden width (authors: 512).
@@ -76,8 +76,8 @@ class DetrModelConfig:
     backbone: str = "small"
     backbone_weights: str | None = None
     dim: int = 128
-    heads: int = 4
-    layers: int = 4
+    num_heads: int = 4
+    num_layers: int = 4
     ffn_dim: int = 512
     num_queries: int = 30
     bias_hidden: int = 64
@@ -178,8 +178,8 @@ class IADETR(nn.Module):
         self.decoder = DetrDecoder(
             config.variant,
             dim,
-            config.heads,
-            config.layers,
+            config.num_heads,
+            config.num_layers,
             ffn_dim=config.ffn_dim,
             bias_hidden=config.bias_hidden,
             stride=float(self.backbone.stride) if config.bias_unit == "pixel" else 1.0,

@@ -38,7 +38,12 @@ _MISSING = (
 )
 
 
+#: Fields of the model config renamed since older checkpoints and exports were written.
+_RENAMED = {"heads": "num_heads", "layers": "num_layers"}
+
+
 def _model_config(values: dict[str, Any], source: Path) -> DetrModelConfig:
+    values = {_RENAMED.get(key, key): value for key, value in values.items()}
     known = {f.name for f in fields(DetrModelConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
