@@ -28,14 +28,7 @@ from indirect_attention.detection.preprocess import (
 from indirect_attention.detection.release import load_detector
 from indirect_attention.training.checkpoint import save_checkpoint
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 2,
-    "ffn_dim": 64,
-    "num_queries": 5,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def _checkpoint(path: Path) -> IADETR:

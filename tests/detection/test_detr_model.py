@@ -11,14 +11,7 @@ from indirect_attention.detection.decoder import BoxRefinement
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.position import sine_position_embedding
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 2,
-    "ffn_dim": 64,
-    "num_queries": 5,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 @pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])

@@ -22,14 +22,7 @@ from indirect_attention.detection.sources import VocSource, training_pairs
 from indirect_attention.detection.sources.real import pair_batch
 from indirect_attention.detection.train import DetrTrainConfig, run
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 1,
-    "ffn_dim": 64,
-    "num_queries": 4,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4, bias_hidden=16)
 
 
 def _dataset(root: Path) -> DetectionDataset:

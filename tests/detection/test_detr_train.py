@@ -26,14 +26,7 @@ from indirect_attention.detection.sources import (
 from indirect_attention.detection.train import DetrTrainConfig, recipe, run
 from indirect_attention.training.checkpoint import load_checkpoint, save_checkpoint
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 2,
-    "ffn_dim": 64,
-    "num_queries": 5,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def test_tiny_model_overfits_one_episode() -> None:

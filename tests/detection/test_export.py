@@ -19,14 +19,7 @@ from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.train import DetrTrainConfig, run
 from indirect_attention.training.checkpoint import save_checkpoint
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 2,
-    "ffn_dim": 64,
-    "num_queries": 5,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def _trained_like(variant: str = "ia", **config) -> IADETR:

@@ -15,14 +15,7 @@ from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.table1 import Table1Config, run
 from indirect_attention.detection.train import DetrTrainConfig
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 1,
-    "ffn_dim": 64,
-    "num_queries": 4,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4, bias_hidden=16)
 
 
 def _config(root: Path, jobs: int) -> Table1Config:

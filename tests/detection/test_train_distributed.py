@@ -17,14 +17,7 @@ from indirect_attention.detection.train import DetrTrainConfig, run
 from indirect_attention.training import read_jsonl
 from indirect_attention.training.records import to_jsonable
 
-TINY = {
-    "dim": 32,
-    "num_heads": 2,
-    "num_layers": 2,
-    "ffn_dim": 64,
-    "num_queries": 5,
-    "bias_hidden": 16,
-}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def _gauge(name: str) -> bool:

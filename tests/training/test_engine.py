@@ -27,6 +27,23 @@ def _loss(output, batch) -> dict[str, torch.Tensor]:
     return {"loss": 2.0 * error, "mse": error.detach()}
 
 
+def _epoch(model: nn.Module, batches, state: EpochState, *, clip: float | None, **kwargs):
+    """``train_one_epoch`` with SGD (lr 0.1), fp32 on the CPU."""
+    return train_one_epoch(
+        model,
+        kwargs.pop("optimizer", None) or torch.optim.SGD(model.parameters(), lr=0.1),
+        torch.amp.GradScaler("cpu", enabled=False),
+        batches,
+        state,
+        forward=_forward,
+        loss=_loss,
+        clip=clip,
+        precision="32",
+        device=torch.device("cpu"),
+        **kwargs,
+    )
+
+
 def test_one_epoch_equals_a_plain_loop_with_the_schedule() -> None:
     torch.manual_seed(0)
     model, reference = nn.Linear(3, 1), nn.Linear(3, 1)
@@ -34,17 +51,12 @@ def test_one_epoch_equals_a_plain_loop_with_the_schedule() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     plain = torch.optim.SGD(reference.parameters(), lr=0.1)
     factor = lambda step, epoch: 1.0 / (step + 1)  # noqa: E731
-    state = train_one_epoch(
+    state = _epoch(
         model,
-        optimizer,
-        torch.amp.GradScaler("cpu", enabled=False),
         _batches(3),
         EpochState(epoch=0, step=0),
-        forward=_forward,
-        loss=_loss,
-        clip=1e9,
-        precision="32",
-        device=torch.device("cpu"),
+        clip=None,
+        optimizer=optimizer,
         lr_factor=factor,
         base_lrs=[0.1],
     )
@@ -67,18 +79,7 @@ def test_a_non_finite_loss_skips_the_step() -> None:
     before = [p.detach().clone() for p in model.parameters()]
     batches = _batches(2)
     batches[1] = (batches[1][0], torch.full((4, 1), float("nan")))
-    state = train_one_epoch(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1),
-        torch.amp.GradScaler("cpu", enabled=False),
-        batches[1:],
-        EpochState(epoch=0, step=5, skipped=1),
-        forward=_forward,
-        loss=_loss,
-        clip=1.0,
-        precision="32",
-        device=torch.device("cpu"),
-    )
+    state = _epoch(model, batches[1:], EpochState(epoch=0, step=5, skipped=1), clip=1.0)
     assert (state.step, state.count, state.skipped, state.sums) == (6, 0, 2, {})
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), before, strict=True))
 
@@ -86,19 +87,7 @@ def test_a_non_finite_loss_skips_the_step() -> None:
 def test_lr_factor_needs_one_base_rate_per_group() -> None:
     model = nn.Linear(3, 1)
     with pytest.raises(ValueError, match="one base learning rate per parameter group"):
-        train_one_epoch(
-            model,
-            torch.optim.SGD(model.parameters(), lr=0.1),
-            torch.amp.GradScaler("cpu", enabled=False),
-            [],
-            EpochState(epoch=0, step=0),
-            forward=_forward,
-            loss=_loss,
-            clip=1.0,
-            precision="32",
-            device=torch.device("cpu"),
-            lr_factor=lambda step, epoch: 1.0,
-        )
+        _epoch(model, [], EpochState(epoch=0, step=0), clip=1.0, lr_factor=lambda s, e: 1.0)
 
 
 def test_progress_round_trips_through_a_checkpoint(tmp_path) -> None:

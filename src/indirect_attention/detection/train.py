@@ -56,7 +56,7 @@ from .evaluate import evaluate
 from .losses import SetCriterion
 from .matcher import HungarianMatcher
 from .model import IADETR, DetrModelConfig, DetrOutput
-from .sources import Batch, DataSource, EmojiSource, TrainingSet
+from .sources import Batch, DataSource, EmojiSource, EpochPlan, TrainingSet
 
 __all__ = ["DetrTrainConfig", "config_record", "prepare_caches", "recipe", "run"]
 
@@ -361,7 +361,7 @@ def _train_epoch(
     config, device = run.config, run.device
     generator = torch.Generator()  # the data order and crops; reseeded every epoch
     generator.manual_seed(config.seed * 1000 + state.epoch)
-    batches = training.batches(
+    plan = EpochPlan(
         epoch=state.epoch,
         batch_size=config.batch_size,
         generator=generator,
@@ -371,7 +371,7 @@ def _train_epoch(
         context=run.context,
     )
     bar = tqdm(
-        batches,
+        training.batches(plan),
         total=training.num_batches(config.batch_size),
         initial=state.batch,
         desc=f"epoch {state.epoch + 1}/{config.epochs}",

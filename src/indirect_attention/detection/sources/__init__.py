@@ -1,7 +1,7 @@
 """Data sources of IA-DETR (paper §6.2) behind one interface (:mod:`.base`): the embedded emoji
 benchmark, Pascal VOC and COCO. ``docs/data_sources.md`` shows how to add one."""
 
-from .base import Batch, DataSource, EvalPair, EvalPairs, TrainingSet
+from .base import Batch, DataSource, EpochPlan, EvalPair, EvalPairs, TrainingSet
 from .emoji import EmojiSource
 from .emoji_eval import EvalSet, build_eval_set, eval_set_pairs
 from .real import AnnotatedSource, CocoSource, VocSource, custom_split, training_pairs
@@ -12,6 +12,7 @@ __all__ = [
     "CocoSource",
     "DataSource",
     "EmojiSource",
+    "EpochPlan",
     "EvalPair",
     "EvalPairs",
     "EvalSet",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -31,7 +31,7 @@ from ...training.distributed import DistributedContext
 from ..data.records import ImageRecord
 from ..preprocess import InputSpec
 
-__all__ = ["Batch", "DataSource", "EvalPair", "EvalPairs", "TrainingSet"]
+__all__ = ["Batch", "DataSource", "EpochPlan", "EvalPair", "EvalPairs", "TrainingSet"]
 
 Batch = tuple[Tensor, Tensor | None, Tensor, list[Tensor]]
 
@@ -74,33 +74,37 @@ class EvalPairs:
     batch_size: int = 8
 
 
+@dataclass
+class EpochPlan:
+    """Which batches of an epoch this process trains on.
+
+    Attributes:
+        epoch: The epoch (sources that reshuffle by epoch read it).
+        batch_size: The global batch.
+        generator: Seeded by the caller each epoch; draws the order and any augmentation.
+        stride: The backbone stride (canvas sides are multiples of it).
+        skip: Global batches already done (a resumed epoch).
+        generator_state: The generator's state saved after batch ``skip`` (resume).
+        context: The data-parallel processes; rank r keeps its rows of every global batch, and a
+            final batch smaller than the number of processes is dropped.
+    """
+
+    epoch: int
+    batch_size: int
+    generator: torch.Generator
+    stride: int
+    skip: int = 0
+    generator_state: Tensor | None = None
+    context: DistributedContext = field(default_factory=DistributedContext)
+
+
 class TrainingSet(ABC):
     """The training data of one run, loaded once."""
 
     @abstractmethod
-    def batches(
-        self,
-        *,
-        epoch: int,
-        batch_size: int,
-        generator: torch.Generator,
-        stride: int,
-        skip: int = 0,
-        generator_state: Tensor | None = None,
-        context: DistributedContext | None = None,
-    ) -> Iterator[Batch]:
-        """This process's slice of each of the epoch's global batches, from batch ``skip`` on.
-
-        Args:
-            epoch: The epoch (sources that reshuffle by epoch read it).
-            batch_size: The global batch.
-            generator: Seeded by the caller each epoch; draws the order and any augmentation.
-            stride: The backbone stride (canvas sides are multiples of it).
-            skip: Global batches already done (a resumed epoch).
-            generator_state: The generator's state saved after batch ``skip`` (resume).
-            context: The data-parallel processes; rank r keeps its rows of every global batch,
-                and a final batch smaller than the number of processes is dropped.
-        """
+    def batches(self, plan: EpochPlan) -> Iterator[Batch]:
+        """This process's slice of each of the epoch's global batches, from batch ``plan.skip``
+        on."""
 
     def num_batches(self, batch_size: int) -> int | None:
         """Global batches per epoch, when known in advance (a progress bar's total)."""

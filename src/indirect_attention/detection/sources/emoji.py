@@ -27,11 +27,11 @@ from torch import Tensor
 from torchvision.ops import box_convert
 from tqdm import tqdm
 
-from ...training.distributed import DistributedContext, shard_bounds
+from ...training.distributed import shard_bounds
 from ..data import EmojiEpisodes, EpisodeConfig
 from ..preprocess import InputSpec, resize
 from ..pretrain import PretrainConfig, pretrained_backbone
-from .base import Batch, DataSource, EvalPairs, TrainingSet
+from .base import Batch, DataSource, EpochPlan, EvalPairs, TrainingSet
 from .emoji_eval import SPLIT_NAMES, build_eval_set, eval_set_pairs
 
 __all__ = ["EmojiSource", "load_train_cache", "make_batch"]
@@ -122,28 +122,17 @@ class _EmojiTrainingSet(TrainingSet):
     cache: dict[str, Tensor]
     source: EmojiSource
 
-    def batches(
-        self,
-        *,
-        epoch: int,
-        batch_size: int,
-        generator: torch.Generator,
-        stride: int,
-        skip: int = 0,
-        generator_state: Tensor | None = None,
-        context: DistributedContext | None = None,
-    ) -> Iterator[Batch]:
+    def batches(self, plan: EpochPlan) -> Iterator[Batch]:
         """Every rank walks the same seeded order and draws the same crops (see the base)."""
-        context = context or DistributedContext()
-        order = torch.randperm(len(self.cache["targets"]), generator=generator)
-        if generator_state is not None:
-            generator.set_state(generator_state)
+        rank, world = plan.context.rank, plan.context.world_size
+        order = torch.randperm(len(self.cache["targets"]), generator=plan.generator)
+        if plan.generator_state is not None:
+            plan.generator.set_state(plan.generator_state)
         crop = self.source.crop_queries
-        for indices in order.split(batch_size)[skip:]:
-            if len(indices) < context.world_size:
+        for indices in order.split(plan.batch_size)[plan.skip :]:
+            if len(indices) < world:
                 return
-            targets, queries, truth = make_batch(self.cache, indices, crop, generator)
-            rank, world = context.rank, context.world_size
+            targets, queries, truth = make_batch(self.cache, indices, crop, plan.generator)
             start, stop = shard_bounds(len(indices), rank=rank, world_size=world)
             yield targets[start:stop], None, queries[start:stop], truth[start:stop]
 

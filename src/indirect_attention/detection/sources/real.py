@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_convert
 
-from ...training.distributed import DistributedContext, shard_bounds
+from ...training.distributed import shard_bounds
 from ..data import (
     ClassSplit,
     DetectionDataset,
@@ -42,7 +42,7 @@ from ..data import (
     training_view,
 )
 from ..preprocess import InputSpec, model_input, read_image
-from .base import Batch, DataSource, EvalPair, EvalPairs, TrainingSet
+from .base import Batch, DataSource, EpochPlan, EvalPair, EvalPairs, TrainingSet
 
 __all__ = [
     "AnnotatedSource",
@@ -116,28 +116,17 @@ class _PairTrainingSet(TrainingSet):
     spec: InputSpec
     seed: int
 
-    def batches(
-        self,
-        *,
-        epoch: int,
-        batch_size: int,
-        generator: torch.Generator,
-        stride: int,
-        skip: int = 0,
-        generator_state: Tensor | None = None,
-        context: DistributedContext | None = None,
-    ) -> Iterator[Batch]:
-        """The epoch's pairs (drawn by ``(seed, epoch)``; ``generator`` is not used)."""
-        del generator, generator_state
-        context = context or DistributedContext()
-        rank, world = context.rank, context.world_size
-        pairs = training_pairs(self.dataset, self.split, np.random.default_rng([self.seed, epoch]))
-        for first in range(skip * batch_size, len(pairs), batch_size):
-            chunk = pairs[first : first + batch_size]
+    def batches(self, plan: EpochPlan) -> Iterator[Batch]:
+        """The epoch's pairs, drawn by ``(seed, epoch)`` (``plan.generator`` is not used)."""
+        rank, world = plan.context.rank, plan.context.world_size
+        rng = np.random.default_rng([self.seed, plan.epoch])
+        pairs = training_pairs(self.dataset, self.split, rng)
+        for first in range(plan.skip * plan.batch_size, len(pairs), plan.batch_size):
+            chunk = pairs[first : first + plan.batch_size]
             if len(chunk) < world:
                 return
             start, stop = shard_bounds(len(chunk), rank=rank, world_size=world)
-            yield pair_batch(chunk[start:stop], self.spec, stride)  # padded per rank
+            yield pair_batch(chunk[start:stop], self.spec, plan.stride)  # padded per rank
 
 
 def _wrong_queries(
