@@ -14,6 +14,19 @@ a resumed epoch continues where it stopped (the caller skips the batches already
 :func:`save_progress` writes it into a checkpoint with the model, optimizer, scaler and RNG states,
 :func:`load_progress` restores them all.
 
+Example (a classifier; ``batches`` yields dicts of tensors)::
+
+    state = EpochState(epoch=epoch, step=step)
+    train_one_epoch(
+        model, optimizer, grad_scaler("32", device), batches, state,
+        forward=lambda model, batch: model(batch["inputs"]),
+        loss=lambda logits, batch: {"loss": F.cross_entropy(logits, batch["labels"])},
+        clip=1.0, precision="32", device=device,
+        lr_factor=lambda step, epoch: warmup_cosine_factor(step, warmup_steps=100, total_steps=n),
+        base_lrs=[group["lr"] for group in optimizer.param_groups],
+    )
+    state.means()["loss"]  # the epoch's mean loss over the steps taken
+
 Shapes:
     whatever ``forward`` and ``loss`` read; logged losses are floats.
 """
