@@ -12,6 +12,7 @@ from indirect_attention.bench.attention import AttentionBenchConfig, check_equal
 from indirect_attention.bench.measure import peak_memory_mib, reset_peak_memory
 from indirect_attention.cli import main
 from indirect_attention.core import CrossAttentionFusion
+from indirect_attention.detection.decoder import DetrDecoder
 
 TINY = {"batch": 1, "num_heads": 2, "head_dim": 4, "hidden_dim": 8, "repeats": 1}
 
@@ -87,3 +88,6 @@ def test_bench_train_records_ratios_against_the_baseline(tmp_path):
     two_layers = sum(p.numel() for p in CrossAttentionFusion(256, 8, 2).parameters())
     extra = rows[0]["parameters"] - rows[1]["parameters"]
     assert extra == 5 * (two_layers - one_layer) > 0
+    # what is timed is the decoder the detector trains (with its box refinement)
+    trained = DetrDecoder("ia", 256, 8, 6, ffn_dim=1024, bias_hidden=512, stride=1.0)
+    assert rows[2]["parameters"] == sum(p.numel() for p in trained.parameters())

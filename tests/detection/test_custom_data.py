@@ -13,9 +13,9 @@ from PIL import Image
 
 from indirect_attention.cli import main
 from indirect_attention.detection.data.episodes import check_no_leak
-from indirect_attention.detection.inference import InputSpec
-from indirect_attention.detection.model import IADETR
-from indirect_attention.detection.pairs import custom_split, load_real_data, training_pairs
+from indirect_attention.detection.preprocess import InputSpec
+from indirect_attention.detection.release import load_detector
+from indirect_attention.detection.sources import CocoSource, custom_split, training_pairs
 
 COLOURS = {
     "red": (220, 30, 30),
@@ -68,9 +68,8 @@ def test_train_and_evaluate_on_custom_coco_json(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     train_json = _write_set(tmp_path / "train", 8, seed=0)
     val_json = _write_set(tmp_path / "val", 8, seed=1)
-    dataset, split = load_real_data(
-        "coco", None, train=True, annotation_file=train_json, unseen=("gold",)
-    )
+    training = CocoSource(train_json=str(train_json), unseen_classes=("gold",))
+    dataset, split = training._data(train=True)
     pairs = training_pairs(dataset, split, np.random.default_rng(0))
     check_no_leak(pairs, split)  # gold never trains
     assert pairs and {p.category for p in pairs} <= {"red", "green", "blue"}
@@ -87,7 +86,7 @@ def test_train_and_evaluate_on_custom_coco_json(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["val_ap50"] == pytest.approx(results["ap50"]["mean"])
     # The checkpoint records the input sizes; inference and evaluation use them.
-    model = IADETR.from_checkpoint(out / "checkpoint.pt")
+    model = load_detector(out / "checkpoint.pt")
     assert model.input_spec == InputSpec(target_size=64, query_size=32)
     argv = ["detr", "eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", "coco"]
     argv += ["--val-json", str(val_json), "--unseen-classes", "gold", "--draws", "2"]

@@ -10,9 +10,8 @@ import torch
 from indirect_attention.detection.decoder import BoxRefinement
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.position import sine_position_embedding
-from indirect_attention.detection.postprocess import PostProcess
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 @pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
@@ -89,13 +88,6 @@ def test_box_refinement_starts_at_identity_and_detaches() -> None:
     assert boxes.grad is None  # the stop-gradient between layers
 
 
-def test_postprocess_converts_to_pixels() -> None:
-    logits = torch.tensor([[0.0, 3.0]])
-    boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.25, 0.5, 0.5, 1.0]]])
-    [(scores, xyxy)] = PostProcess(top_k=1)(logits, boxes, (200.0, 100.0))
-    assert scores.shape == (1,) and torch.allclose(xyxy, torch.tensor([[0.0, 0.0, 100.0, 100.0]]))
-
-
 def test_double_cross_with_fused_bias_has_box_bias() -> None:
     plain = IADETR(DetrModelConfig(variant="double-cross", **TINY))
     fused = IADETR(DetrModelConfig(variant="double-cross", fused_bias=True, **TINY))
@@ -108,7 +100,7 @@ def test_anchor_queries_are_embedding_plus_target_feature_at_their_cell() -> Non
     """Definition 1 (q_i = e_i + x_s(i)): each anchor query reads the target token under its
     lattice point, checked against a brute-force search for the cell that contains it."""
     torch.manual_seed(0)
-    config = DetrModelConfig(dim=32, heads=2, layers=1, ffn_dim=64, num_queries=16)
+    config = DetrModelConfig(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=16)
     model = IADETR(replace(config, object_queries="anchors")).eval()
     captured: dict[str, torch.Tensor] = {}
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from indirect_attention.detection import pretrain, train_data
+from indirect_attention.detection import pretrain
 from indirect_attention.detection.data import EmojiEpisodes, load_sprite_bank
 from indirect_attention.detection.data.emoji_episodes import split_classes
 from indirect_attention.detection.model import DetrModelConfig
@@ -17,8 +17,9 @@ from indirect_attention.detection.pretrain import (
     pretrained_backbone,
     random_crops,
 )
+from indirect_attention.detection.sources import EmojiSource, emoji
+from indirect_attention.detection.sources.emoji import load_train_cache
 from indirect_attention.detection.train import DetrTrainConfig, prepare_caches
-from indirect_attention.detection.train_data import load_train_cache
 
 
 def test_random_crops_without_jitter_are_the_square_around_the_box() -> None:
@@ -85,19 +86,18 @@ def test_pretrained_backbone_is_cached_and_leaves_the_caller_rng_alone(
 
 
 def test_prepare_caches_leaves_nothing_for_the_runs_to_compute(tmp_path, monkeypatch) -> None:
-    model = DetrModelConfig(dim=32, heads=2, layers=1, ffn_dim=64, num_queries=4)
-    config = DetrTrainConfig(
-        model=model, train_episodes=6, pretrain_steps=2, cache_dir=str(tmp_path), progress=False
-    )
+    model = DetrModelConfig(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4)
+    data = EmojiSource(train_episodes=6, cache_dir=str(tmp_path))
+    config = DetrTrainConfig(data=data, model=model, pretrain_steps=2, progress=False)
     prepare_caches(config)
 
     def fail(*args, **kwargs):
         raise AssertionError("prepared caches must not be computed again")
 
     monkeypatch.setattr(pretrain, "_pretrain", fail)
-    monkeypatch.setattr(train_data, "EmojiEpisodes", fail)
-    cache = load_train_cache(6, config.scale, tmp_path)  # read back, not rendered
+    monkeypatch.setattr(emoji, "EmojiEpisodes", fail)
+    cache = load_train_cache(6, data.scale, tmp_path)  # read back, not rendered
     settings = PretrainConfig(dim=32, steps=2, seed=config.seed)
-    pretrained_backbone(cache, settings, scale=config.scale, cache_dir=tmp_path, progress=False)
+    pretrained_backbone(cache, settings, scale=data.scale, cache_dir=tmp_path, progress=False)
     with pytest.raises(AssertionError, match="computed again"):  # another seed: not prepared
         prepare_caches(replace(config, seed=1))

@@ -12,23 +12,30 @@ from torchvision.ops import box_convert
 
 from indirect_attention.cli import build_parser, main
 from indirect_attention.cli.detr import _train_config
-from indirect_attention.detection.evaluate import build_eval_set, evaluate, prepare_images
+from indirect_attention.detection.evaluate import evaluate
 from indirect_attention.detection.losses import SetCriterion
 from indirect_attention.detection.matcher import HungarianMatcher
 from indirect_attention.detection.model import IADETR, DetrModelConfig
-from indirect_attention.detection.train import DetrTrainConfig, emoji_recipe, run
+from indirect_attention.detection.preprocess import InputSpec, resize
+from indirect_attention.detection.sources import (
+    EmojiSource,
+    VocSource,
+    build_eval_set,
+    eval_set_pairs,
+)
+from indirect_attention.detection.train import DetrTrainConfig, recipe, run
 from indirect_attention.training.checkpoint import load_checkpoint, save_checkpoint
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def test_tiny_model_overfits_one_episode() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     episode = build_eval_set("val", 1, draws=1)
-    scale = 0.25
-    targets = prepare_images(episode.targets, scale)
-    queries = prepare_images(episode.queries[0], scale)
+    spec = InputSpec(target_size=64, query_size=24)  # the 256 px episode at a quarter
+    targets = resize(episode.targets.float() / 255.0, (64, 64))
+    queries = resize(episode.queries[0].float() / 255.0, (24, 24))
     truth = [box_convert(episode.boxes[0] / 256.0, "xyxy", "cxcywh")]
     model = IADETR(DetrModelConfig(**{**TINY, "num_queries": 10}))
     criterion = SetCriterion(HungarianMatcher())
@@ -39,7 +46,7 @@ def test_tiny_model_overfits_one_episode() -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    result = evaluate(model, episode, scale=scale)
+    result = evaluate(model, eval_set_pairs(episode), input_spec=spec)
     assert result["ap50"]["mean"] == pytest.approx(1.0)
 
 
@@ -47,12 +54,11 @@ def _tiny_config(tmp_path: Path, variant: str, **kwargs) -> DetrTrainConfig:
     return DetrTrainConfig(
         out=str(tmp_path / variant),
         model=DetrModelConfig(variant=variant, **TINY),
+        data=EmojiSource(train_episodes=4, scale=0.25, cache_dir=str(tmp_path / "cache")),
         epochs=1,
-        train_episodes=4,
         batch_size=2,
-        scale=0.25,
         eval_episodes=2,
-        cache_dir=str(tmp_path / "cache"),
+        pretrain_steps=0,
         progress=False,
         **kwargs,
     )
@@ -134,20 +140,25 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert torch.load(path, weights_only=True)["step"] == 7
 
 
-@pytest.mark.parametrize("data", ["emoji", "voc"])
-def test_cli_train_defaults_follow_the_emoji_recipe(data):
-    """`ia detr train` takes emoji's defaults from emoji_recipe(); real data keeps the authors'."""
-    argv = ["detr", "train", "--data", data, "--out", "unused"]
-    if data == "voc":
-        argv += ["--data-root", "unused"]
-    config = _train_config(build_parser().parse_args(argv), out="unused", model="ia", seed=0)
-    recipe = emoji_recipe()
-    if data == "emoji":
-        assert config.model.bias_unit == recipe.model.bias_unit == "cell"
-        assert config.model.num_queries == recipe.model.num_queries
-        assert config.pretrain_steps == recipe.pretrain_steps > 0
-        assert config.lr_backbone == pytest.approx(recipe.lr_backbone)
-    else:
-        assert config.model.bias_unit == "pixel"
-        assert config.pretrain_steps == 0
-        assert config.model.num_queries == 100
+def test_cli_train_trains_the_library_recipe():
+    """`ia detr train` only parses: with no flag it trains DetrTrainConfig() (the emoji recipe);
+    --data voc takes the defaults the VOC source implies (the authors' real-data recipe)."""
+    parser = build_parser()
+    config = _train_config(
+        parser.parse_args(["detr", "train", "--out", "x"]), out="x", variant="ia", seed=0
+    )
+    assert config == DetrTrainConfig(out="x") == recipe(EmojiSource(), out="x")
+    assert config.model.bias_unit == "cell" and config.pretrain_steps > 0
+    assert config.lr_backbone == pytest.approx(config.lr / 10)
+    argv = ["detr", "train", "--data", "voc", "--data-root", "root", "--out", "x", "--lr", "1e-3"]
+    config = _train_config(parser.parse_args(argv), out="x", variant="ia", seed=0)
+    assert config.data == VocSource(data_root="root")
+    assert (config.model.backbone, config.model.bias_unit) == ("resnet50", "pixel")
+    assert (config.pretrain_steps, config.model.num_queries) == (0, 100)
+    assert config.lr_backbone == config.lr == 1e-3  # a backbone from scratch: the same rate
+
+
+def test_cli_rejects_data_options_of_another_source(capsys):
+    argv = ["detr", "train", "--data", "voc", "--data-root", "r", "--train-json", "t.json"]
+    assert main([*argv, "--out", "x"]) == 2
+    assert "--train-json does not apply to --data voc" in capsys.readouterr().err

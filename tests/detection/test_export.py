@@ -1,5 +1,5 @@
 """Releasing IA-DETR (paper §6.2): training checkpoints load with ``weights_only=True``, and
-``ia detr export`` -> ``IADETR.from_checkpoint`` gives the original model's outputs exactly."""
+``ia detr export`` -> ``load_detector`` gives the original model's outputs exactly."""
 
 from __future__ import annotations
 
@@ -11,20 +11,21 @@ import pytest
 import torch
 
 from indirect_attention.cli import main
-from indirect_attention.detection.evaluate import load_model
-from indirect_attention.detection.inference import InputSpec, detect
+from indirect_attention.detection.detect import detect
 from indirect_attention.detection.model import IADETR, DetrModelConfig
+from indirect_attention.detection.preprocess import InputSpec
 from indirect_attention.detection.release import export_detector, load_detector
+from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.train import DetrTrainConfig, run
 from indirect_attention.training.checkpoint import save_checkpoint
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def _trained_like(variant: str = "ia", **config) -> IADETR:
     """A tiny model whose weights are all moved off their initial values."""
     torch.manual_seed(0)
-    model = IADETR(DetrModelConfig(variant=variant, **TINY, **config))
+    model = IADETR(DetrModelConfig(variant=variant, **TINY, **config), input_spec=InputSpec(64, 24))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
@@ -63,7 +64,7 @@ def test_export_round_trip_gives_identical_outputs(tmp_path: Path, variant: str)
         out,
         out / "model.safetensors",
     ):
-        loaded = IADETR.from_checkpoint(source)
+        loaded = load_detector(source)
         assert not loaded.training and loaded.input_spec == InputSpec(96, 40)
         assert loaded.state_dict().keys() == model.state_dict().keys()
         for key, value in model.state_dict().items():
@@ -72,7 +73,7 @@ def test_export_round_trip_gives_identical_outputs(tmp_path: Path, variant: str)
             output = loaded(targets, queries, padding)
         assert torch.equal(output.logits, reference.logits)
         assert torch.equal(output.boxes, reference.boxes)
-        found = loaded.detect(image, query, threshold=0.0)
+        found = detect(loaded, image, query, threshold=0.0)
         assert torch.equal(found.boxes, expected.boxes) and torch.equal(
             found.scores, expected.scores
         )
@@ -83,22 +84,23 @@ def test_training_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
     config = DetrTrainConfig(
         out=str(tmp_path / "run"),
         model=DetrModelConfig(**TINY),
+        data=EmojiSource(train_episodes=2, scale=0.25, cache_dir=str(tmp_path / "cache")),
         epochs=1,
-        train_episodes=2,
         batch_size=2,
-        scale=0.25,
         eval_episodes=1,
-        cache_dir=str(tmp_path / "cache"),
+        pretrain_steps=0,
         progress=False,
     )
     run(config)
     path = tmp_path / "run" / "checkpoint.pt"
     state = torch.load(path, weights_only=True)  # plain data only
     assert state["extra"]["model_config"] == asdict(config.model)
-    model = IADETR.from_checkpoint(path)
+    assert state["extra"]["input_spec"] == {"target_size": 64, "query_size": 24}
+    model = load_detector(path)
     # Emoji runs feed the 256 px episodes (96 px queries) resized by the recipe's scale.
     assert model.input_spec == InputSpec(target_size=64, query_size=24)
-    reference, _ = load_model(path)
+    reference = IADETR(config.model)
+    reference.load_state_dict(state["model"])
     targets, queries = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 24, 24)
     with torch.no_grad():
         assert torch.equal(model(targets, queries).logits, reference(targets, queries).logits)
@@ -106,6 +108,18 @@ def test_training_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
 
 class _NotWeights:
     """A pickled object: ``weights_only=True`` refuses to build it."""
+
+
+def test_checkpoint_with_the_old_field_names_loads(tmp_path: Path) -> None:
+    """Checkpoints written before ``heads`` / ``layers`` became ``num_heads`` / ``num_layers``."""
+    model = _trained_like()
+    config = asdict(model.config)
+    config["heads"], config["layers"] = config.pop("num_heads"), config.pop("num_layers")
+    extra = {"model_config": config, "data": "emoji", "scale": 0.25}
+    save_checkpoint(tmp_path / "checkpoint.pt", model, extra=extra)
+    loaded = load_detector(tmp_path / "checkpoint.pt")
+    assert loaded.config == model.config and loaded.input_spec == InputSpec(64, 24)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
 def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
@@ -122,7 +136,7 @@ def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ValueError, match=r"cannot read checkpoint .*checkpoint\.pt \(weights_only=True\)"
     ):
-        IADETR.from_checkpoint(path)
+        load_detector(path)
 
 
 def test_load_errors_are_clear(tmp_path: Path) -> None:
@@ -136,6 +150,8 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"cannot read checkpoint .*garbage\.pt"):
         load_detector(tmp_path / "garbage.pt")
     model = _trained_like()
+    with pytest.raises(ValueError, match=r"records no input sizes"):
+        export_detector(IADETR(model.config), tmp_path / "nothing")
     export_detector(model, tmp_path / "export")
     (tmp_path / "export" / "model.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(ValueError, match=r"cannot read weights .*model\.safetensors"):

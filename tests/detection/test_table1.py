@@ -11,21 +11,21 @@ import numpy as np
 import pytest
 
 from indirect_attention.detection.model import DetrModelConfig
+from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.table1 import Table1Config, run
 from indirect_attention.detection.train import DetrTrainConfig
 
-TINY = {"dim": 32, "heads": 2, "layers": 1, "ffn_dim": 64, "num_queries": 4, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4, bias_hidden=16)
 
 
 def _config(root: Path, jobs: int) -> Table1Config:
     recipe = DetrTrainConfig(
         model=DetrModelConfig(object_queries="anchors", **TINY),
+        data=EmojiSource(train_episodes=4, scale=0.25, cache_dir=str(root.parent / "cache")),
         epochs=1,
-        train_episodes=4,
         batch_size=2,
-        scale=0.25,
         eval_episodes=2,
-        cache_dir=str(root.parent / "cache"),
+        pretrain_steps=0,
         progress=False,
     )
     return Table1Config(

@@ -12,11 +12,12 @@ import torch
 import torch.multiprocessing as mp
 
 from indirect_attention.detection.model import DetrModelConfig
+from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.train import DetrTrainConfig, run
 from indirect_attention.training import read_jsonl
 from indirect_attention.training.records import to_jsonable
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def _gauge(name: str) -> bool:
@@ -31,14 +32,13 @@ def _config(tmp_path: Path, name: str) -> DetrTrainConfig:
     return DetrTrainConfig(
         out=str(tmp_path / name),
         model=DetrModelConfig(**TINY),
+        data=EmojiSource(train_episodes=8, scale=0.25, cache_dir=str(tmp_path / "cache")),
         epochs=2,
-        train_episodes=8,
         batch_size=4,
-        scale=0.25,
         eval_every=1,
         eval_episodes=2,
         warmup_steps=2,
-        cache_dir=str(tmp_path / "cache"),
+        pretrain_steps=0,
         progress=False,
         device="cpu",
     )

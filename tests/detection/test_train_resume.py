@@ -13,15 +13,16 @@ import torch
 
 from indirect_attention.cli import main
 from indirect_attention.detection import train as train_module
+from indirect_attention.detection.checkpoint import load_model_weights
 from indirect_attention.detection.losses import SetCriterion
 from indirect_attention.detection.matcher import HungarianMatcher
 from indirect_attention.detection.model import IADETR, DetrModelConfig
+from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.train import DetrTrainConfig, run
-from indirect_attention.detection.train_step import load_model_weights
-from indirect_attention.training import read_jsonl
+from indirect_attention.training import engine, read_jsonl
 from indirect_attention.training.checkpoint import load_checkpoint
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 class KilledError(Exception):
@@ -38,15 +39,14 @@ def _config(tmp_path: Path, name: str, **kwargs) -> DetrTrainConfig:
     settings = {
         "out": str(tmp_path / name),
         "model": DetrModelConfig(**TINY),
+        "data": EmojiSource(train_episodes=6, scale=0.25, cache_dir=str(tmp_path / "cache")),
         "epochs": 2,
-        "train_episodes": 6,
         "batch_size": 2,
-        "scale": 0.25,
+        "pretrain_steps": 0,
         "eval_every": 10,
         "eval_episodes": 2,
         "warmup_steps": 3,
         "checkpoint_every": 2,
-        "cache_dir": str(tmp_path / "cache"),
         "progress": False,
         "threads": 1,
     }
@@ -56,7 +56,7 @@ def _config(tmp_path: Path, name: str, **kwargs) -> DetrTrainConfig:
 
 def _kill_at_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     """Make the ``call``-th training step raise before it changes anything."""
-    real, calls = train_module.train_step, []
+    real, calls = engine.train_step, []
 
     def step(*args, **kwargs):
         calls.append(1)
@@ -64,7 +64,7 @@ def _kill_at_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
             raise KilledError
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_step", step)
+    monkeypatch.setattr(engine, "train_step", step)
 
 
 def _checkpoint(run_dir: Path) -> dict:

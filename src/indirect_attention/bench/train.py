@@ -2,7 +2,8 @@
 
 - Synthetic tasks (paper §6.1, 6 layers, 4 heads, dim 128, batch 64): ``indirect`` and ``naive``
   against ``cross``, one AdamW step each.
-- Detector decoders (paper §6.2): six indirect-attention layers with the box bias (BoxRPB, hidden
+- Detector decoders (paper §6.2), built by the detection package (:class:`DetrDecoder`, the
+  decoders the detector trains): six indirect-attention layers with the box bias (BoxRPB, hidden
   512) and per-layer box refinement, against the double cross-attention stack: a fusion block in
   which the target tokens attend to the query image's tokens (the paper: "each of the
   cross-attention blocks consists of 6 cross-attention layers"; ``fusion_layers``), then a six-layer
@@ -22,8 +23,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..core import CrossAttentionFusion, IndirectDecoder, ReferenceUpdate
-from ..detection.box_bias import BoxRelativeBias
+from ..detection.decoder import DetrDecoder
 from ..tasks import retrieval, sorting
 from ..training import RunDir
 from .measure import (
@@ -116,49 +116,6 @@ def _synthetic(config: TrainBenchConfig) -> list[dict]:
     return rows
 
 
-class _DoubleCross(nn.Module):
-    """Target tokens attend to the query image's tokens; a cross-attention decoder reads them."""
-
-    def __init__(self, dim: int, num_heads: int, fusion_layers: int) -> None:
-        super().__init__()
-        self.fusion = CrossAttentionFusion(dim, num_heads, fusion_layers)
-        self.decoder = IndirectDecoder(
-            dim,
-            num_heads,
-            6,
-            reference_size=4,
-            position_bias=None,
-            reference_update=ReferenceUpdate,
-        )
-
-    def forward(self, queries, query_tokens, target_tokens, boxes):
-        memory = self.fusion(target_tokens, query_tokens)  # (B, N, D)
-        return self.decoder(queries, memory, memory, references=boxes)
-
-
-class _Indirect(nn.Module):
-    """Indirect attention (keys: query image, values: target) with BoxRPB, six layers."""
-
-    def __init__(self, dim: int, num_heads: int, size: int, bias_hidden: int) -> None:
-        super().__init__()
-        self.size = size
-        self.decoder = IndirectDecoder(
-            dim,
-            num_heads,
-            6,
-            reference_size=4,
-            position_bias=lambda num_heads, reference_size: BoxRelativeBias(
-                num_heads, hidden_dim=bias_hidden
-            ),
-            reference_update=ReferenceUpdate,
-        )
-
-    def forward(self, queries, query_tokens, target_tokens, boxes):
-        return self.decoder(
-            queries, query_tokens, target_tokens, references=boxes, positions=(self.size, self.size)
-        )
-
-
 def _decoder_setting(config: TrainBenchConfig, name: str) -> dict[str, int]:
     """What sets each detector decoder apart: its fusion layers or its BoxRPB width."""
     widths = {"ia": config.bias_hidden, "ia-h64": config.light_bias_hidden}
@@ -179,15 +136,24 @@ def _detector_model(config: TrainBenchConfig, name: str) -> dict:
     target_tokens = torch.randn(batch, tokens, dim, generator=generator)  # (B, N, D)
     boxes = torch.rand(batch, config.queries, 4, generator=generator) * 0.4 + 0.1  # (B, Q, 4)
     torch.manual_seed(config.seed)
-    setting = _decoder_setting(config, name)
-    if "bias_hidden" in setting:
-        model = _Indirect(dim, heads, config.size, setting["bias_hidden"])
-    else:
-        model = _DoubleCross(dim, heads, setting["fusion_layers"])
-    model.train()
+    # The decoders the detector trains (detection/decoder.py): BoxRPB offsets in feature cells
+    # (stride 1), DETR's box refinement between layers, six layers, FFN 4 * dim.
+    setting = {"bias_hidden": config.bias_hidden, "fusion_layers": 1}
+    setting.update(_decoder_setting(config, name))
+    model = DetrDecoder(
+        "ia" if name.startswith("ia") else "double-cross",
+        dim,
+        heads,
+        6,
+        ffn_dim=4 * dim,
+        bias_hidden=setting["bias_hidden"],
+        stride=1.0,
+        fusion_layers=setting["fusion_layers"],
+    ).train()
+    grid = (config.size, config.size)
 
     def loss() -> Tensor:
-        out = model(queries, query_tokens, target_tokens, boxes)
+        out = model(queries, query_tokens, target_tokens, boxes, grid)
         return out.outputs.square().mean() + out.references.square().mean()
 
     parameters = sum(p.numel() for p in model.parameters())

@@ -9,110 +9,127 @@ from pathlib import Path
 
 from . import detr_release
 
+SUPPRESS = argparse.SUPPRESS  # flags not given keep the library's defaults
 
-def _add_recipe(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by ``train`` and ``table1`` (the training recipe and the architecture)."""
-    parser.add_argument("--data", choices=("emoji", "voc", "coco"), default="emoji")
-    parser.add_argument("--data-root", default=None, help="VOC/COCO root (not needed for emoji)")
-    _add_custom_data(parser, train=True)
-    parser.add_argument("--max-size", type=int, default=512, help="longer side of real targets")
-    parser.add_argument("--query-size", type=int, default=192, help="side of real query crops")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--train-episodes", type=int, default=3000, help="cached emoji episodes")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--lr-drop", type=int, default=7, help="epoch of the ×0.1 decay")
-    parser.add_argument("--warmup-steps", type=int, default=200)
-    parser.add_argument("--clip", type=float, default=1.0)
-    parser.add_argument("--weight-class", type=float, default=2.0, help="focal loss weight")
+
+def _sources() -> dict[str, type]:
+    """The data sources of ``--data``: the one place a new source is registered."""
+    from ..detection import sources
+
+    return {"emoji": sources.EmojiSource, "voc": sources.VocSource, "coco": sources.CocoSource}
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _add_data(parser: argparse.ArgumentParser, *, train: bool) -> None:
+    """``--data`` and the data sources' options (the sources' field names)."""
+    parser.add_argument("--data", default="emoji", help="emoji (default), voc or coco")
+    parser.add_argument("--data-root", default=SUPPRESS, help="VOC year folder or COCO root")
+    if train:
+        parser.add_argument(
+            "--train-json",
+            default=SUPPRESS,
+            help="COCO instances JSON to train on; file_name relative to --data-root "
+            "(default: the JSON's folder)",
+        )
+    parser.add_argument(
+        "--val-json", default=SUPPRESS, help="COCO instances JSON to validate / evaluate on"
+    )
+    parser.add_argument(
+        "--unseen-classes",
+        type=_names,
+        default=SUPPRESS,
+        metavar="A,B,C",
+        help="comma-separated classes held out of training (default: the shipped split)",
+    )
+    if not train:
+        return
+    parser.add_argument("--max-size", type=int, default=SUPPRESS, help="longer side of targets")
+    parser.add_argument("--query-size", type=int, default=SUPPRESS, help="side of query crops")
+    parser.add_argument(
+        "--train-episodes", type=int, default=SUPPRESS, help="cached emoji episodes"
+    )
     parser.add_argument(
         "--crop-queries",
         type=float,
-        default=0.5,
-        help="fraction of training queries cropped from an object of the target itself",
+        default=SUPPRESS,
+        help="emoji: fraction of training queries cropped from an object of the target itself",
     )
+    parser.add_argument("--cache-dir", default=SUPPRESS, help="emoji: cache of episodes")
+
+
+def _add_recipe(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``train`` and ``table1``: the training recipe and the architecture. Every
+    default is the library's (``recipe()`` in :mod:`..detection.train`)."""
+    _add_data(parser, train=True)
+    number = {"default": SUPPRESS, "type": float}
+    integer = {"default": SUPPRESS, "type": int}
+    parser.add_argument("--epochs", **integer)
+    parser.add_argument("--batch-size", **integer)
+    parser.add_argument("--lr", **number)
+    parser.add_argument("--lr-drop", **integer, help="epoch of the ×0.1 decay")
+    parser.add_argument("--warmup-steps", **integer)
+    parser.add_argument("--clip", **number)
+    parser.add_argument("--weight-class", **number, help="focal loss weight")
     parser.add_argument(
         "--query-mode",
         choices=("pad", "pad-features", "resize"),
-        default="pad-features",
+        default=SUPPRESS,
         help="pad: query padded top-left on the target canvas (authors); pad-features: same "
         "layout, query encoded at its own size; resize: query resized to the canvas",
     )
     parser.add_argument(
         "--backbone",
         choices=("small", "resnet50"),
-        default=None,
+        default=SUPPRESS,
         help="default: small for emoji, resnet50 (random init) for voc/coco",
     )
-    parser.add_argument("--backbone-weights", default=None, help="local ResNet-50 state dict")
+    parser.add_argument("--backbone-weights", default=SUPPRESS, help="local ResNet-50 state dict")
     parser.add_argument(
         "--fused-bias",
         action="store_true",
+        default=SUPPRESS,
         help="double-cross: BoxRPB in its decoder too (the authors' version of the baseline)",
     )
     parser.add_argument(
         "--bias-unit",
         choices=("pixel", "cell"),
-        default=None,
+        default=SUPPRESS,
         help="unit of the BoxRPB offsets: pixel (the authors') or feature cells; default: cell "
-        "for emoji (emoji_recipe), pixel otherwise",
+        "for emoji, pixel otherwise",
     )
     parser.add_argument(
         "--object-queries",
         choices=("learned", "anchors"),
-        default="anchors",
-        help="anchors: q_i = e_i + target feature at an anchor cell (paper Definition 1); "
-        "--queries must then be a square; learned: DETR's learned queries",
+        default=SUPPRESS,
+        help="anchors (default): q_i = e_i + target feature at an anchor cell (paper "
+        "Definition 1); --queries must then be a square; learned: DETR's learned queries",
     )
     parser.add_argument(
         "--pretrain-steps",
-        type=int,
-        default=None,
+        **integer,
         help="steps of the cached sprite-classification pre-training of the backbone "
         "(emoji only; default 2000 for emoji, 0 otherwise)",
     )
     parser.add_argument(
         "--lr-backbone",
-        type=float,
-        default=None,
+        **number,
         help="backbone learning rate (default: --lr / 10 for a pre-trained backbone, else --lr)",
     )
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--dim", **integer)
+    parser.add_argument("--layers", dest="num_layers", **integer)
     parser.add_argument(
-        "--queries", type=int, default=None, help="object queries (default 64 emoji, 100 real data)"
+        "--queries",
+        dest="num_queries",
+        **integer,
+        help="object queries (default 64 emoji, 100 real data)",
     )
-    parser.add_argument("--eval-every", type=int, default=2)
-    parser.add_argument("--eval-episodes", type=int, default=200)
-    parser.add_argument("--max-minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache-dir", default="runs/cache")
-
-
-def _add_custom_data(parser: argparse.ArgumentParser, *, train: bool) -> None:
-    """Flags of a COCO-format data set of one's own (``--data coco``)."""
-    if train:
-        parser.add_argument(
-            "--train-json",
-            default=None,
-            help="COCO instances JSON to train on; file_name relative to --data-root "
-            "(default: the JSON's folder)",
-        )
-    parser.add_argument(
-        "--val-json", default=None, help="COCO instances JSON to validate / evaluate on"
-    )
-    parser.add_argument(
-        "--unseen-classes",
-        default=None,
-        metavar="A,B,C",
-        help="comma-separated classes held out of training (default: the shipped split)",
-    )
-
-
-def _unseen(args: argparse.Namespace) -> tuple[str, ...] | None:
-    if args.unseen_classes is None:
-        return None
-    return tuple(name.strip() for name in args.unseen_classes.split(",") if name.strip())
+    parser.add_argument("--eval-every", **integer)
+    parser.add_argument("--eval-episodes", **integer, help="validation targets")
+    parser.add_argument("--max-minutes", **number)
+    parser.add_argument("--threads", **integer)
 
 
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
@@ -120,16 +137,16 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("32", "bf16", "fp16"),
-        default="32",
+        default=SUPPRESS,
         help="autocast precision; losses and matching stay float32; fp16 uses a gradient scaler",
     )
     parser.add_argument(
-        "--device", default="auto", help="auto (this process's GPU if any, else CPU), cpu, cuda"
+        "--device", default=SUPPRESS, help="auto (this process's GPU if any, else CPU), cpu, cuda"
     )
     parser.add_argument(
         "--checkpoint-every",
         type=int,
-        default=100,
+        default=SUPPRESS,
         metavar="N",
         help="also write OUT/checkpoint.pt every N steps inside an epoch (0: epoch ends only)",
     )
@@ -166,11 +183,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     evaluate = commands.add_parser("eval", help="seeded 5-query evaluation of a checkpoint")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", choices=("emoji", "voc", "coco"), default="emoji")
-    evaluate.add_argument("--data-root", default=None, help="VOC year folder or COCO root")
-    _add_custom_data(evaluate, train=False)
+    _add_data(evaluate, train=False)
     evaluate.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
-    evaluate.add_argument("--episodes", type=int, default=500)
+    evaluate.add_argument(
+        "--episodes", type=int, default=None, help="targets (default: emoji 500, real data all)"
+    )
     evaluate.add_argument("--draws", type=int, default=5)
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the query draws")
     evaluate.add_argument("--threads", type=int, default=1)
@@ -212,65 +229,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     detr_release.add_commands(commands)
 
 
-def _train_config(args: argparse.Namespace, *, out: str, model: str, seed: int):
-    from ..detection.model import DetrModelConfig
-    from ..detection.train import DetrTrainConfig, emoji_recipe
+def _source(args: argparse.Namespace):
+    """The data source of ``--data`` with the options given on the command line."""
+    from dataclasses import fields
 
-    recipe = emoji_recipe()  # the emoji defaults live there once
-    emoji = args.data == "emoji"
-    pretrain, queries = args.pretrain_steps, args.queries
-    if pretrain is None:
-        pretrain = recipe.pretrain_steps if emoji else 0
-    if queries is None:
-        queries = recipe.model.num_queries if emoji else 100
-    bias_unit = args.bias_unit or (recipe.model.bias_unit if emoji else "pixel")
-    lr_backbone = args.lr_backbone
-    if lr_backbone is None:
-        lr_backbone = args.lr / 10 if pretrain > 0 or args.backbone_weights else args.lr
-    return DetrTrainConfig(
-        out=out,
-        data=args.data,
-        data_root=args.data_root,
-        train_json=args.train_json,
-        val_json=args.val_json,
-        unseen_classes=_unseen(args),
-        model=DetrModelConfig(
-            variant=model,
-            backbone=args.backbone or ("small" if args.data == "emoji" else "resnet50"),
-            backbone_weights=args.backbone_weights,
-            dim=args.dim,
-            layers=args.layers,
-            num_queries=queries,
-            query_mode=args.query_mode,
-            fused_bias=args.fused_bias,
-            bias_unit=bias_unit,
-            object_queries=args.object_queries,
-        ),
-        epochs=args.epochs,
-        train_episodes=args.train_episodes,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_backbone=lr_backbone,
-        pretrain_steps=pretrain,
-        warmup_steps=args.warmup_steps,
-        lr_drop=args.lr_drop,
-        clip=args.clip,
-        weight_class=args.weight_class,
-        crop_queries=args.crop_queries,
-        max_size=args.max_size,
-        query_size=args.query_size,
-        eval_every=args.eval_every,
-        eval_episodes=args.eval_episodes,
-        max_minutes=args.max_minutes,
-        threads=args.threads,
-        seed=seed,
-        resume=getattr(args, "resume", None),
-        init_weights=getattr(args, "init_weights", None),
-        checkpoint_every=args.checkpoint_every,
-        precision=args.precision,
-        device=args.device,
-        cache_dir=args.cache_dir,
-    )
+    sources = _sources()
+    if args.data not in sources:
+        raise ValueError(f"--data {args.data}: choose from {', '.join(sources)}")
+    kind = sources[args.data]
+    names = {f.name for f in fields(kind)}
+    options = ("data_root", "train_json", "val_json", "unseen_classes", "max_size")
+    options += ("query_size", "train_episodes", "crop_queries", "cache_dir")
+    given = [name for name in options if hasattr(args, name)]
+    for name in given:
+        if name not in names:
+            raise ValueError(f"--{name.replace('_', '-')} does not apply to --data {args.data}")
+    return kind(**{name: getattr(args, name) for name in given})
+
+
+def _train_config(args: argparse.Namespace, *, out: str, variant: str, seed: int):
+    """``recipe(source, flags given)``: the library decides every default."""
+    from dataclasses import fields
+
+    from ..detection.model import DetrModelConfig
+    from ..detection.train import DetrTrainConfig, recipe
+
+    given = vars(args)
+    model = {f.name: given[f.name] for f in fields(DetrModelConfig) if f.name in given}
+    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model"}  # --model: variant
+    train = {name: given[name] for name in names if name in given}
+    train.update(out=out, seed=seed, resume=given.get("resume"))
+    train["init_weights"] = given.get("init_weights")
+    return recipe(_source(args), model={**model, "variant": variant}, **train)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -288,7 +278,7 @@ def _train(args: argparse.Namespace) -> int:
         out = str(resume.parent if resume.is_file() else resume)
     if out is None:
         raise ValueError("ia detr train needs --out (or --resume RUN_DIR)")
-    result = run(_train_config(args, out=out, model=args.model, seed=args.seed))
+    result = run(_train_config(args, out=out, variant=args.model, seed=args.seed))
     if not context_from_env().is_main:  # under torchrun, rank 0 reports
         return 0
     summary = f"{result['steps']} steps | {result['minutes']:.1f} min; wrote {out}"
@@ -312,37 +302,14 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    if args.data == "emoji":
-        result = evaluate_checkpoint(
-            args.checkpoint, args.split, episodes=args.episodes, draws=args.draws, seed=args.seed
-        )
-    else:
-        from ..detection.model import IADETR
-        from ..detection.pairs import PairBatcher, evaluate_pairs, load_real_data
-
-        if (args.data_root is None and args.val_json is None) or args.split == "val":
-            raise ValueError(
-                "--data voc/coco needs --data-root (or --val-json) and --split seen or unseen"
-            )
-        model = IADETR.from_checkpoint(args.checkpoint)
-        dataset, split = load_real_data(
-            args.data,
-            args.data_root,
-            train=False,
-            annotation_file=args.val_json,
-            unseen=_unseen(args),
-        )
-        spec = model.input_spec  # the sizes the model was trained at
-        batcher = PairBatcher(spec.target_size, spec.query_size, stride=model.backbone.stride)
-        result = evaluate_pairs(
-            model,
-            dataset,
-            split,
-            which=args.split,
-            draws=args.draws,
-            seed=args.seed,
-            batcher=batcher,
-        )
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        _source(args),
+        args.split,
+        count=args.episodes,
+        draws=args.draws,
+        seed=args.seed,
+    )
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
     path = out / "results.json"
     atomic_write_text(path, json.dumps(to_jsonable(result), indent=2) + "\n")
@@ -356,18 +323,19 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from ..detection.draw import draw_predictions
-    from ..detection.evaluate import SPLIT_NAMES, build_eval_set, load_model
+    from ..detection.release import load_detector
+    from ..detection.sources.emoji_eval import SPLIT_NAMES, build_eval_set
 
-    model, scale = load_model(args.checkpoint)
+    model = load_detector(args.checkpoint)
     eval_set = build_eval_set(SPLIT_NAMES[args.split], args.episodes, draws=1)
-    print(f"wrote {draw_predictions(model, eval_set, args.out, scale=scale)}")
+    print(f"wrote {draw_predictions(model, eval_set, args.out)}")
     return 0
 
 
 def _table1(args: argparse.Namespace) -> int:
     from ..detection.table1 import Table1Config, run
 
-    recipe = _train_config(args, out=args.out, model="ia", seed=0)
+    recipe = _train_config(args, out=args.out, variant="ia", seed=0)
     table = run(
         Table1Config(
             out=args.out,

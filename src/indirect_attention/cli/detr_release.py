@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -58,20 +59,40 @@ def _drawing_names(targets: list[str]) -> list[str]:
     ]
 
 
+def _parse_box(text: str) -> tuple[float, float, float, float]:
+    """``--query-box "x0,y0,x1,y1"`` (pixels, x1 > x0, y1 > y0) -> a tuple of floats.
+
+    Raises:
+        ValueError: not four numbers, or a degenerate box (names the flag and the text).
+    """
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--query-box must be four numbers x0,y0,x1,y1 (pixels), got {text!r}")
+    x0, y0, x1, y1 = values
+    if not (x1 > x0 and y1 > y0):
+        raise ValueError(f"--query-box {text!r} is degenerate: expected x1 > x0 and y1 > y0")
+    return x0, y0, x1, y1
+
+
 def _detect(args: argparse.Namespace) -> int:
     import torch
 
+    from ..detection.detect import detect, detections_to_coco
     from ..detection.draw import draw_detections
-    from ..detection.inference import crop_box, detections_to_coco, parse_box, read_image
-    from ..detection.model import IADETR
+    from ..detection.preprocess import crop_box, read_image
+    from ..detection.release import load_detector
     from ..training.records import atomic_write_text
 
     if args.query is None and args.query_box is None:
         raise ValueError("give --query QUERY.png, --query-box x0,y0,x1,y1, or both")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    box = parse_box(args.query_box) if args.query_box is not None else None
-    model = IADETR.from_checkpoint(args.checkpoint)
+    box = _parse_box(args.query_box) if args.query_box is not None else None
+    model = load_detector(args.checkpoint)
     source = args.query if args.query is not None else args.target[0]
     query = read_image(source)
     if box is not None:
@@ -80,8 +101,8 @@ def _detect(args: argparse.Namespace) -> int:
     rows = []
     for k, (path, name) in enumerate(zip(args.target, _drawing_names(args.target), strict=True)):
         target = read_image(path)
-        found = model.detect(
-            target, query, threshold=args.threshold, max_detections=args.max_detections
+        found = detect(
+            model, target, query, threshold=args.threshold, max_detections=args.max_detections
         )
         rows += detections_to_coco(found, image_id=k + 1, file_name=path, category_id=category)
         if args.draw is not None:
@@ -94,10 +115,9 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..detection.model import IADETR
-    from ..detection.release import export_detector
+    from ..detection.release import export_detector, load_detector
 
-    model = IADETR.from_checkpoint(args.checkpoint)
+    model = load_detector(args.checkpoint)
     out = export_detector(model, args.out, source=str(args.checkpoint))
     spec = model.input_spec
     print(

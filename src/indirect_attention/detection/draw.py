@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .evaluate import EvalSet, prepare_images
-from .inference import Detections
 from .model import IADETR
-from .postprocess import PostProcess
+from .predict import Detections, predict
+from .preprocess import model_input
+from .sources.emoji_eval import EvalSet
 
 __all__ = ["draw_detections", "draw_predictions"]
 
@@ -33,22 +33,30 @@ def draw_predictions(
     path: str | Path,
     *,
     indices: list[int] | None = None,
-    scale: float = 0.5,
     top_k: int = 3,
 ) -> Path:
-    """Save a PNG with one row per episode (default the first four) and return its path."""
+    """Save a PNG with one row per episode (default the first four) and return its path.
+
+    The model reads the episodes at its ``input_spec`` sizes.
+    """
     from PIL import Image, ImageDraw
 
+    if model.input_spec is None:
+        raise ValueError("the model records no input sizes (model.input_spec is None)")
     model.eval()
     indices = list(range(min(4, len(eval_set.categories)))) if indices is None else indices
     index = torch.tensor(indices)
     targets = eval_set.targets[index]
     height, width = targets.shape[-2:]
-    post = PostProcess(top_k)
     found = []
     for queries in (eval_set.queries[0][index], eval_set.wrong[0][index]):
-        out = model(prepare_images(targets, scale), prepare_images(queries, scale))
-        found.append(post(out.logits[-1], out.boxes[-1], (float(width), float(height))))
+        batch = model_input(
+            [t.float() / 255.0 for t in targets],
+            [q.float() / 255.0 for q in queries],
+            model.input_spec,
+            stride=model.backbone.stride,
+        )
+        found.append(predict(model, batch, top_k=top_k))
     qsize, pad = eval_set.queries.shape[-1], 6
     row_w, row_h = 2 * qsize + 3 * width + 6 * pad, max(height, qsize) + 2 * pad + 12
     canvas = Image.new("RGB", (row_w, row_h * len(indices)), "white")
@@ -64,8 +72,8 @@ def draw_predictions(
         draw.text((pad, y + qsize + 2), "right | wrong query", fill="black")
         panels = [(eval_set.boxes[episode], None, "white")]
         panels += [
-            (found[0][row][1], found[0][row][0], "lime"),
-            (found[1][row][1], found[1][row][0], "red"),
+            (found[0][row].boxes, found[0][row].scores, "lime"),
+            (found[1][row].boxes, found[1][row].scores, "red"),
         ]
         for p, (boxes, scores, color) in enumerate(panels):
             x = 2 * qsize + (3 + p) * pad + p * width

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -40,11 +39,7 @@ from ..core import ContentEnrichedQueries, inverse_sigmoid
 from .backbone import Backbone
 from .decoder import VARIANTS, DetrDecoder
 from .position import sine_position_embedding
-
-if TYPE_CHECKING:  # the inference module imports this one
-    from os import PathLike
-
-    from .inference import Detections, ImageLike
+from .preprocess import InputSpec
 
 __all__ = ["IADETR", "OBJECT_QUERIES", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
 
@@ -61,8 +56,8 @@ class DetrModelConfig:
         backbone: ``small`` (emoji) or ``resnet50`` (VOC/COCO).
         backbone_weights: Local state dict for the ResNet-50 body (random init when None).
         dim: Model dim D.
-        heads: Attention heads.
-        layers: Decoder layers.
+        num_heads: Attention heads.
+        num_layers: Decoder layers.
         ffn_dim: FFN width.
         num_queries: Object queries Q.
         bias_hidden: BoxRPB MLP hidden width (authors: 512).
@@ -81,8 +76,8 @@ class DetrModelConfig:
     backbone: str = "small"
     backbone_weights: str | None = None
     dim: int = 128
-    heads: int = 4
-    layers: int = 4
+    num_heads: int = 4
+    num_layers: int = 4
     ffn_dim: int = 512
     num_queries: int = 30
     bias_hidden: int = 64
@@ -161,22 +156,30 @@ def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
 class IADETR(nn.Module):
     """The one-shot detector (paper §6.2); the variant is an explicit argument.
 
+    Loading a trained model is :func:`.release.load_detector`; finding objects in images of
+    one's own is :func:`.detect.detect`. The module itself reads no file.
+
     Args:
         config: Architecture.
+        input_spec: The input sizes the model is trained at (:mod:`.preprocess`); recorded in
+            checkpoints and exports, and read by :func:`.detect.detect`. None: not known yet.
         seed: Seed of the initial reference boxes.
     """
 
-    def __init__(self, config: DetrModelConfig, *, seed: int = 0) -> None:
+    def __init__(
+        self, config: DetrModelConfig, *, input_spec: InputSpec | None = None, seed: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
+        self.input_spec = input_spec
         dim = config.dim
         self.backbone = Backbone(dim, kind=config.backbone, weights=config.backbone_weights)
         self.level_embed = nn.Parameter(torch.randn(dim) * 0.02)
         self.decoder = DetrDecoder(
             config.variant,
             dim,
-            config.heads,
-            config.layers,
+            config.num_heads,
+            config.num_layers,
             ffn_dim=config.ffn_dim,
             bias_hidden=config.bias_hidden,
             stride=float(self.backbone.stride) if config.bias_unit == "pixel" else 1.0,
@@ -233,7 +236,7 @@ class IADETR(nn.Module):
         target_features = self.backbone(target_images)  # (B, D, h, w)
         padding = self.backbone(torch.zeros_like(target_images[:1]))  # (1, D, h, w)
         own = self.backbone(self.backbone.normalize(queries))  # (B, D, hq, wq)
-        qh, qw = -(-queries.shape[-2] // stride), -(-queries.shape[-1] // stride)
+        qh, qw = math.ceil(queries.shape[-2] / stride), math.ceil(queries.shape[-1] / stride)
         query_features = padding.expand(batch, -1, -1, -1).clone()
         query_features[:, :, :qh, :qw] = own[:, :, :qh, :qw]
         return target_features, query_features
@@ -291,45 +294,3 @@ class IADETR(nn.Module):
             key_padding_mask=key_mask,
             grid=grid,
         )
-
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | PathLike, map_location: str | torch.device = "cpu"
-    ) -> IADETR:
-        """A trained detector ready for :meth:`detect` (paper §6.2).
-
-        Args:
-            path: ``checkpoint.pt`` of ``ia detr train`` (read with ``weights_only=True``), a
-                folder of ``ia detr export`` (``model.safetensors`` + ``config.json``), or that
-                ``model.safetensors``.
-            map_location: Device of the returned model.
-
-        Returns:
-            The model in eval mode; ``model.input_spec`` holds the input sizes it was trained at.
-        """
-        from .release import load_detector
-
-        return load_detector(path, map_location=map_location)
-
-    def detect(
-        self,
-        target: ImageLike,
-        query: ImageLike,
-        threshold: float = 0.5,
-        max_detections: int = 100,
-    ) -> Detections:
-        """Find the query's class in one target image (see :func:`.inference.detect`).
-
-        Args:
-            target: Image file path, PIL image, or (3, H, W) tensor (float in [0, 1] or uint8).
-            query: Same kinds, any size: a picture of the object to look for.
-            threshold: Keep detections scoring at least this.
-            max_detections: Keep at most this many.
-
-        Returns:
-            :class:`~.inference.Detections`: ``boxes`` (K, 4) xyxy in the target's original
-            pixels and ``scores`` (K,), best first, on the CPU.
-        """
-        from .inference import detect
-
-        return detect(self, target, query, threshold=threshold, max_detections=max_detections)

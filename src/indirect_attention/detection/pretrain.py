@@ -35,6 +35,7 @@ from tqdm import tqdm
 from .backbone import Backbone
 from .data import load_sprite_bank
 from .data.emoji_episodes import sample_episode, split_classes
+from .preprocess import resize
 
 __all__ = ["PretrainConfig", "episode_classes", "pretrained_backbone", "random_crops"]
 
@@ -137,21 +138,24 @@ def _instances(cache: dict[str, Tensor], classes: list[list[int]]) -> tuple[Tens
     return torch.tensor(episode), torch.stack(boxes), torch.tensor(labels)
 
 
+def _rescaled(images: Tensor, scale: float) -> Tensor:
+    """uint8 (B, 3, H, W) -> float in [0, 1], resized by ``scale`` (as the cached episodes)."""
+    size = (round(images.shape[-2] * scale), round(images.shape[-1] * scale))
+    return resize(images.float() / 255.0, size)
+
+
 @torch.no_grad()
 def _matching_accuracy(model: _Classifier, split: str, episodes: int, scale: float) -> float:
     """Nearest-neighbour matching with pooled features: on each rendered episode, is the crop most
     similar to the query image one of the query's class? (The chance level is positives / objects.)"""
     from .data import EmojiEpisodes
-    from .evaluate import prepare_images
 
     data = EmojiEpisodes(split, length=episodes)
     hits = 0
     for index in range(episodes):
         episode = data.episode(index)
-        target = torch.from_numpy(episode.target.transpose(2, 0, 1).copy())[None]
-        query = torch.from_numpy(episode.query.transpose(2, 0, 1).copy())[None]
-        target = prepare_images(target, scale)
-        query = prepare_images(query, scale)
+        target = _rescaled(torch.from_numpy(episode.target.transpose(2, 0, 1).copy())[None], scale)
+        query = _rescaled(torch.from_numpy(episode.query.transpose(2, 0, 1).copy())[None], scale)
         boxes = torch.cat(
             [torch.from_numpy(episode.boxes), torch.from_numpy(episode.distractor_boxes)]
         )
@@ -173,7 +177,7 @@ def pretrained_backbone(
     """The pre-trained backbone ``state_dict`` and its report, trained once and then cached.
 
     Args:
-        cache: The cached training episodes (:func:`~.train_data.load_train_cache`).
+        cache: The cached training episodes (:func:`~.sources.emoji.load_train_cache`).
         config: Settings of the stage.
         scale: Resize factor of the cached episodes (for the matching check).
         cache_dir: Where the result is cached.

@@ -1,10 +1,10 @@
 """Loading and exporting trained IA-DETR detectors (paper §6.2) for inference.
 
-Two formats load into an :class:`~.model.IADETR` ready for :func:`~.inference.detect`:
+Two formats load into an :class:`~.model.IADETR` ready for :func:`~.detect.detect`:
 
 * a **training checkpoint** (``checkpoint.pt`` of ``ia detr train``), read with
   ``torch.load(weights_only=True)``: the model state, its :class:`~.model.DetrModelConfig` and the
-  recipe's input sizes under ``extra``;
+  input sizes (``extra["input_spec"]``; older checkpoints: derived from the recipe's fields);
 * an **exported folder** (``ia detr export``): ``model.safetensors`` (weights only, no pickle)
   and ``config.json``::
 
@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from ..training.records import atomic_write_bytes, atomic_write_text
-from .inference import InputSpec, input_spec_from_extra
 from .model import IADETR, DetrModelConfig
+from .preprocess import InputSpec
 
 __all__ = ["EXPORT_FORMAT", "export_detector", "load_detector"]
 
@@ -38,7 +38,12 @@ _MISSING = (
 )
 
 
+#: Fields of the model config renamed since older checkpoints and exports were written.
+_RENAMED = {"heads": "num_heads", "layers": "num_layers"}
+
+
 def _model_config(values: dict[str, Any], source: Path) -> DetrModelConfig:
+    values = {_RENAMED.get(key, key): value for key, value in values.items()}
     known = {f.name for f in fields(DetrModelConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -55,13 +60,26 @@ def _build(
     source: Path,
     map_location: str | torch.device,
 ) -> IADETR:
-    model = IADETR(config)
+    model = IADETR(config, input_spec=spec)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise ValueError(f"{source}: weights do not match the model config: {error}") from None
-    model.input_spec = spec
     return model.to(map_location).eval()
+
+
+def _input_spec(extra: dict[str, Any]) -> InputSpec:
+    """The input sizes of a training checkpoint: ``extra["input_spec"]``, or for checkpoints
+    written before it was recorded, the emoji episodes resized by ``scale`` or the real-data
+    ``max_size`` / ``query_size``."""
+    if "input_spec" in extra:
+        return InputSpec(**extra["input_spec"])
+    if extra.get("data", "emoji") == "emoji":
+        from .data.emoji_episodes import EpisodeConfig
+
+        episode, scale = EpisodeConfig(), float(extra.get("scale", 0.5))
+        return InputSpec(round(episode.canvas_size * scale), round(episode.query_size * scale))
+    return InputSpec(int(extra.get("max_size", 512)), int(extra.get("query_size", 192)))
 
 
 def _load_training_checkpoint(path: Path, map_location: str | torch.device) -> IADETR:
@@ -77,7 +95,7 @@ def _load_training_checkpoint(path: Path, map_location: str | torch.device) -> I
         raise ValueError(f"{path} is not an `ia detr train` checkpoint (no model / model_config)")
     extra = state["extra"]
     config = _model_config(extra["model_config"], path)
-    return _build(config, state["model"], input_spec_from_extra(extra), path, map_location)
+    return _build(config, state["model"], _input_spec(extra), path, map_location)
 
 
 def _load_export(weights: Path, map_location: str | torch.device) -> IADETR:
@@ -139,20 +157,22 @@ def export_detector(model: IADETR, out_dir: str | Path, *, source: str = "") -> 
     """Write ``model.safetensors`` and ``config.json`` into ``out_dir`` (atomically each).
 
     Args:
-        model: The detector; its ``input_spec`` (default :func:`~.inference.default_input_spec`)
-            is recorded with the architecture.
+        model: The detector; its ``input_spec`` is recorded with the architecture.
         out_dir: Destination folder (created).
         source: Where the weights came from, recorded in ``config.json``.
 
     Returns:
         The folder.
+
+    Raises:
+        ValueError: the model records no input sizes.
     """
     from safetensors.torch import save
 
-    from .inference import default_input_spec
-
+    spec = model.input_spec
+    if spec is None:
+        raise ValueError("the model records no input sizes (model.input_spec is None)")
     out = Path(out_dir)
-    spec = getattr(model, "input_spec", None) or default_input_spec(model.config.backbone)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     atomic_write_bytes(out / "model.safetensors", save(tensors, metadata={"format": "pt"}))
     document = {

@@ -9,7 +9,6 @@ Finished runs (with a ``results.json``) are reused, so an interrupted table resu
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..training import RunDir, atomic_write_text
+from .checkpoint import CHECKPOINT_NAME
 from .decoder import VARIANTS
 from .evaluate import evaluate_checkpoint
-from .train import DetrTrainConfig, emoji_recipe, prepare_caches
+from .train import DetrTrainConfig, prepare_caches
 from .train import run as train
 
 __all__ = ["Table1Config", "run", "score_run"]
@@ -43,7 +43,7 @@ class Table1Config:
     out: str = "runs/table1"
     seeds: int = 3
     variants: tuple[str, ...] = VARIANTS
-    train: DetrTrainConfig = field(default_factory=emoji_recipe)
+    train: DetrTrainConfig = field(default_factory=DetrTrainConfig)
     episodes: int = 500
     draws: int = 5
     jobs: int = 1
@@ -91,7 +91,11 @@ def score_run(config: Table1Config, variant: str, seed: int) -> dict:
     done = {}
     for split in ("seen", "unseen"):
         done[split] = evaluate_checkpoint(
-            out / "checkpoint.pt", split, episodes=config.episodes, draws=config.draws
+            out / CHECKPOINT_NAME,
+            config.train.data,
+            split,
+            count=config.episodes,
+            draws=config.draws,
         )
     RunDir(out).write_json("eval.json", done)
     results = RunDir(out).read_results() or {}
@@ -133,5 +137,4 @@ def run(config: Table1Config) -> dict:
         }
     RunDir(root).write_results(table)
     atomic_write_text(root / "table1.md", _markdown(table))
-    print(json.dumps(table["chance_floor"]))
     return table

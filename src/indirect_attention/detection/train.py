@@ -1,7 +1,9 @@
-"""Training of IA-DETR and its baselines on the embedded emoji benchmark (paper §6.2, Table 1).
+"""Training of IA-DETR and its baselines (paper §6.2, Table 1), on any data source.
 
-The data side (cached episodes, in-target query crops, real-data batches) is in :mod:`.train_data`;
-one optimisation step in :mod:`.train_step`; the optional backbone stage in :mod:`.pretrain`.
+The data (batches, validation pairs, input sizes, the defaults they imply) comes from a data
+source (:mod:`.sources`, the embedded emoji benchmark by default); the epoch loop is the
+task-agnostic :func:`~..training.engine.train_one_epoch`; the optional backbone stage is in
+:mod:`.pretrain`.
 
 Optimisation: AdamW, linear warm-up then a step decay (×0.1 at ``lr_drop``), gradient clipping,
 the set loss on every decoder layer. The run directory gets ``config.json``, ``metrics.jsonl``
@@ -20,54 +22,67 @@ DistributedDataParallel; rank 0 alone evaluates (each validation image once) and
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
 from ..training import RunDir
-from ..training.checkpoint import load_checkpoint, save_checkpoint
 from ..training.distributed import (
     DistributedContext,
     broadcast_object,
     context_from_env,
     init_distributed,
     local_main_first,
+    mean_normaliser,
     resolve_device,
     shutdown_distributed,
     wrap_model,
 )
+from ..training.engine import (
+    EpochState,
+    StepResult,
+    load_progress,
+    save_progress,
+    train_one_epoch,
+)
 from ..training.precision import check_precision, grad_scaler
-from .evaluate import build_eval_set, evaluate
+from .checkpoint import CHECKPOINT_NAME, load_model_weights, resume_source
+from .evaluate import evaluate
 from .losses import SetCriterion
 from .matcher import HungarianMatcher
-from .model import IADETR, DetrModelConfig
-from .pretrain import PretrainConfig, pretrained_backbone
-from .train_data import epoch_batches, load_train_cache, num_batches, real_val_set
-from .train_step import CHECKPOINT_NAME, load_model_weights, resume_source, train_step
+from .model import IADETR, DetrModelConfig, DetrOutput
+from .sources import Batch, DataSource, EmojiSource, EpochPlan, TrainingSet
 
-__all__ = ["DetrTrainConfig", "emoji_recipe", "load_train_cache", "prepare_caches", "run"]
+__all__ = ["DetrTrainConfig", "config_record", "prepare_caches", "recipe", "run"]
+
+
+def _emoji_model() -> DetrModelConfig:
+    return DetrModelConfig(object_queries="anchors", num_queries=64, bias_unit="cell")
 
 
 @dataclass
 class DetrTrainConfig:
-    """Options of ``ia detr train``.
+    """Options of ``ia detr train``; the defaults are the tuned recipe of the emoji benchmark.
+
+    On top of :class:`DetrModelConfig`'s defaults: anchor object queries (paper Definition 1,
+    q_i = e_i + x_s(i), 64 on an 8 × 8 lattice), BoxRPB offsets in feature cells rather than
+    pixels (the bias then starts near unit scale instead of saturating the softmax), the cached
+    sprite-classification pre-training of the backbone (:mod:`.pretrain`, 2000 steps) and a
+    backbone learning rate of 2e-5 (a tenth of the rest, as DETR does for a pre-trained backbone).
+    ``docs/detection.md`` has the measurements behind each choice; :func:`recipe` gives the
+    defaults another data source implies.
 
     Attributes:
         out: Run directory.
-        data: ``emoji``, ``voc`` or ``coco``.
-        data_root: VOC year folder or COCO root (real data only); with ``train_json`` /
-            ``val_json``, the folder their ``file_name`` entries are relative to (default: each
-            JSON's folder).
-        train_json: A COCO instances JSON of one's own to train on (``data="coco"``).
-        val_json: A COCO instances JSON to validate on (unseen classes, one query draw).
-        unseen_classes: Classes held out of training (default: the shipped split).
+        data: The data source (its options: files, sizes, caches).
         model: Architecture (variant, sizes, query mode).
-        epochs: Passes over the cached training episodes.
-        train_episodes: Cached training episodes.
-        batch_size: Episodes per step.
+        epochs: Passes over the training data.
+        batch_size: Pairs per step (the global batch).
         lr: AdamW learning rate of the transformer and heads.
         lr_backbone: Learning rate of the backbone.
         weight_decay: AdamW weight decay.
@@ -77,12 +92,8 @@ class DetrTrainConfig:
         weight_class: Focal loss weight (authors: 2).
         weight_bbox: L1 weight (authors: 5).
         weight_giou: GIoU weight (authors: 2).
-        crop_queries: Fraction of samples whose query is a crop of an object of the target.
-        scale: Resize factor from the rendered 256 px episodes to the model's input (emoji).
-        max_size: Longer side of real targets.
-        query_size: Side of real query crops.
         eval_every: Validate every this many epochs (and after the last).
-        eval_episodes: Validation episodes (one draw).
+        eval_episodes: Validation targets (one query draw).
         max_minutes: Stop after the epoch that crosses this wall time (None: no limit).
         threads: Torch threads.
         seed: Seed of weights, order and crops.
@@ -95,24 +106,19 @@ class DetrTrainConfig:
             (0: at epoch ends only).
         precision: ``32``, ``bf16`` or ``fp16`` autocast (fp16 with a gradient scaler).
         device: ``auto`` (this process's GPU when CUDA exists, else the CPU), ``cpu`` or ``cuda``.
-        pretrain_steps: Steps of the cached sprite-classification pre-training of the small
-            backbone (:mod:`.pretrain`; emoji only); 0 starts the backbone from scratch.
-        cache_dir: Where rendered training episodes are cached.
+        pretrain_steps: Steps of the backbone pre-training stage of the data source (the emoji
+            benchmark's cached sprite classification, :mod:`.pretrain`); 0 starts the backbone
+            from scratch.
         progress: Show a progress bar.
     """
 
     out: str = "runs/detr"
-    data: str = "emoji"
-    data_root: str | None = None
-    train_json: str | None = None
-    val_json: str | None = None
-    unseen_classes: tuple[str, ...] | None = None
-    model: DetrModelConfig = field(default_factory=DetrModelConfig)
+    data: DataSource = field(default_factory=EmojiSource)
+    model: DetrModelConfig = field(default_factory=_emoji_model)
     epochs: int = 8
-    train_episodes: int = 3000
     batch_size: int = 16
     lr: float = 2e-4
-    lr_backbone: float = 2e-4
+    lr_backbone: float = 2e-5
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     lr_drop: int | None = 7
@@ -120,10 +126,6 @@ class DetrTrainConfig:
     weight_class: float = 2.0
     weight_bbox: float = 5.0
     weight_giou: float = 2.0
-    crop_queries: float = 0.5
-    scale: float = 0.5
-    max_size: int = 512
-    query_size: int = 192
     eval_every: int = 2
     eval_episodes: int = 200
     max_minutes: float | None = None
@@ -134,31 +136,41 @@ class DetrTrainConfig:
     checkpoint_every: int = 100
     precision: str = "32"
     device: str = "auto"
-    pretrain_steps: int = 0
-    cache_dir: str = "runs/cache"
+    pretrain_steps: int = 2000
     progress: bool = True
 
 
-def emoji_recipe(**overrides) -> DetrTrainConfig:
-    """The tuned recipe of the embedded emoji benchmark (``ia detr train`` and Table 1 defaults).
+def recipe(
+    data: DataSource | None = None, *, model: dict[str, Any] | None = None, **overrides: Any
+) -> DetrTrainConfig:
+    """The training recipe for ``data``: its implied defaults (:meth:`.DataSource.recipe`), then
+    ``overrides``. ``recipe()`` is ``DetrTrainConfig()``, and ``ia detr train`` trains
+    ``recipe(source, **flags given)``.
 
-    On top of :class:`DetrTrainConfig`'s defaults: anchor object queries (paper Definition 1,
-    q_i = e_i + x_s(i), 64 on an 8 × 8 lattice), BoxRPB offsets in feature cells rather than
-    pixels (the bias then starts near unit scale instead of saturating the softmax), the cached
-    sprite-classification pre-training of the backbone (:mod:`.pretrain`, 2000 steps) and a
-    backbone learning rate of 2e-5 (a tenth of the rest, as DETR does for a pre-trained backbone).
-    ``docs/detection.md`` has the measurements behind each choice.
+    Unless given, the backbone learning rate is a tenth of ``lr`` for a pre-trained backbone
+    (``pretrain_steps > 0`` or ``backbone_weights``) and ``lr`` otherwise.
 
     Args:
-        **overrides: Fields to change (``model`` replaces the whole model config).
+        data: The data source (default: the emoji benchmark).
+        model: ``DetrModelConfig`` fields to change.
+        **overrides: ``DetrTrainConfig`` fields to change.
     """
-    settings: dict = {
-        "model": DetrModelConfig(object_queries="anchors", num_queries=64, bias_unit="cell"),
-        "pretrain_steps": 2000,
-        "lr_backbone": 2e-5,
-    }
-    settings.update(overrides)
-    return DetrTrainConfig(**settings)
+    data = data or EmojiSource()
+    implied = data.recipe()
+    model_fields = {**implied.pop("model", {}), **(model or {})}
+    settings = {**implied, **overrides}
+    base = DetrTrainConfig()
+    if "lr_backbone" not in settings:
+        lr = settings.get("lr", base.lr)
+        pretrained = settings.get("pretrain_steps", base.pretrain_steps) > 0
+        pretrained = pretrained or model_fields.get("backbone_weights") is not None
+        settings["lr_backbone"] = lr / 10 if pretrained else lr
+    return DetrTrainConfig(data=data, model=replace(base.model, **model_fields), **settings)
+
+
+def config_record(config: DetrTrainConfig) -> dict[str, Any]:
+    """``config`` as JSON-ready values; ``data`` names the source, ``data_options`` its fields."""
+    return {**asdict(config), "data": config.data.name, "data_options": asdict(config.data)}
 
 
 def _step_factor(step: int, epoch: int, config: DetrTrainConfig) -> float:
@@ -167,52 +179,22 @@ def _step_factor(step: int, epoch: int, config: DetrTrainConfig) -> float:
     return warm * drop
 
 
-def _validate(model: IADETR, val: object, config: DetrTrainConfig) -> dict:
-    """The emoji protocol, or AP50 of one query draw on the real validation set's unseen
-    classes (with the wrong-query control and the chance floor)."""
-    if config.data == "emoji":
-        return evaluate(model, val, scale=config.scale)
-    from .pairs import PairBatcher, evaluate_pairs
-
-    batcher = PairBatcher(config.max_size, config.query_size, stride=model.backbone.stride)
-    dataset, split = val  # from real_val_set
-    return evaluate_pairs(model, dataset, split, draws=1, seed=config.seed, batcher=batcher)
-
-
-def _pretrained_state(cache: dict[str, Tensor], config: DetrTrainConfig) -> tuple[dict, dict]:
-    """The cached sprite-classification stage of this run's settings (computed on a cache miss)."""
-    settings = PretrainConfig(dim=config.model.dim, steps=config.pretrain_steps, seed=config.seed)
-    return pretrained_backbone(
-        cache, settings, scale=config.scale, cache_dir=config.cache_dir, progress=config.progress
-    )
-
-
-def _load_pretrained_backbone(
-    model: IADETR,
-    cache: dict[str, Tensor] | None,
-    config: DetrTrainConfig,
-    run_dir: RunDir | None,
-) -> None:
-    """Start the backbone from the cached sprite-classification stage (:mod:`.pretrain`)."""
-    if cache is None or config.model.backbone != "small":
-        raise ValueError(
-            f"pretrain_steps > 0 needs --data emoji and the small backbone, got data "
-            f"{config.data!r} and backbone {config.model.backbone!r}"
-        )
-    state, report = _pretrained_state(cache, config)
-    model.backbone.load_state_dict(state)
-    if run_dir is not None:  # rank 0 only
-        run_dir.write_json("pretrain.json", report)
-
-
 def prepare_caches(config: DetrTrainConfig) -> None:
-    """Render the emoji training episodes and run the backbone pre-training into the cache, so
-    that runs started side by side read them instead of each computing them (no-op otherwise)."""
-    if config.data != "emoji":
-        return
-    cache = load_train_cache(config.train_episodes, config.scale, config.cache_dir)
-    if config.pretrain_steps > 0 and config.model.backbone == "small":
-        _pretrained_state(cache, config)
+    """Load (render) the training data and run the backbone pre-training into the cache, so that
+    runs started side by side read them instead of each computing them."""
+    training = config.data.training_set(seed=config.seed, progress=config.progress)
+    if config.pretrain_steps > 0:
+        _pretrained_state(training, config)
+
+
+def _pretrained_state(training: TrainingSet, config: DetrTrainConfig) -> tuple[dict, dict]:
+    return training.pretrained_backbone(
+        dim=config.model.dim,
+        backbone=config.model.backbone,
+        steps=config.pretrain_steps,
+        seed=config.seed,
+        progress=config.progress,
+    )
 
 
 def run(config: DetrTrainConfig) -> dict:
@@ -221,8 +203,6 @@ def run(config: DetrTrainConfig) -> dict:
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: it joins the process group,
     trains its slice of each global batch in DDP and returns rank 0's results on every rank.
     """
-    if config.data not in ("emoji", "voc", "coco"):
-        raise ValueError(f"unknown data {config.data!r}; choose emoji, voc or coco")
     check_precision(config.precision)
     if config.checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be >= 0, got {config.checkpoint_every}")
@@ -238,175 +218,198 @@ def run(config: DetrTrainConfig) -> dict:
         shutdown_distributed(context)
 
 
-def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> dict:
-    """The training of :func:`run` in one process of ``context``."""
+@dataclass
+class _Run:
+    """What one process of a training run holds."""
+
+    config: DetrTrainConfig
+    context: DistributedContext
+    device: torch.device
+    model: IADETR
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    run_dir: RunDir | None
+    started: float
+
+    def save(self, state: EpochState, *, generator: torch.Generator | None = None) -> None:
+        """The checkpoint: mid-epoch (with the data-order ``generator``) or at an epoch end."""
+        extra = {
+            "model_config": asdict(self.config.model),
+            "input_spec": asdict(self.model.input_spec),
+            "data": self.config.data.name,
+        }
+        minutes = (time.monotonic() - self.started) / 60
+        path = Path(self.config.out) / CHECKPOINT_NAME
+        save_progress(
+            path,
+            self.model,
+            self.optimizer,
+            self.scaler,
+            state,
+            minutes=minutes,
+            generator=generator,
+            extra=extra,
+        )
+
+
+def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> _Run:
+    """Model, optimiser and scaler of a fresh run (weights seeded by ``config.seed``)."""
     if config.batch_size < context.world_size:
         raise ValueError(
             f"batch_size {config.batch_size} is the global batch; it must be at least the "
             f"number of processes, {context.world_size}"
         )
     started = time.monotonic()
-    source = resume_source(config.resume, config.out)  # fail before writing anything
     run_dir = RunDir(config.out) if context.is_main else None
     if run_dir is not None:
-        run_dir.write_config(asdict(config))
+        run_dir.write_config(config_record(config))
     torch.manual_seed(config.seed)
-    model = IADETR(config.model, seed=config.seed)
+    model = IADETR(config.model, input_spec=config.data.input_spec(), seed=config.seed)
     if config.init_weights is not None:
         load_model_weights(model, config.init_weights)
     model.to(device)
-    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    # DETR's two groups: the backbone at its own learning rate, weight decay on every parameter.
     optimizer = torch.optim.AdamW(
-        [{"params": rest, "lr": config.lr}, {"params": backbone, "lr": config.lr_backbone}],
+        [
+            {"params": _params(model, backbone=False), "lr": config.lr},
+            {"params": _params(model, backbone=True), "lr": config.lr_backbone},
+        ],
         weight_decay=config.weight_decay,
     )
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
     scaler = grad_scaler(config.precision, device)
+    return _Run(config, context, device, model, optimizer, scaler, run_dir, started)
+
+
+def _params(model: IADETR, *, backbone: bool) -> list[torch.nn.Parameter]:
+    return [p for n, p in model.named_parameters() if n.startswith("backbone.") == backbone]
+
+
+def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> dict:
+    """The training of :func:`run` in one process of ``context``."""
+    source = resume_source(config.resume, config.out)  # fail before writing anything
+    run = _build(config, context, device)
+    with local_main_first(context):  # one process per machine renders a cache
+        training = config.data.training_set(seed=config.seed, progress=config.progress)
+    val = None
+    if context.is_main:
+        val = config.data.eval_pairs("val", count=config.eval_episodes, draws=1, seed=config.seed)
+    if config.pretrain_steps > 0 and source is None and config.init_weights is None:
+        with local_main_first(context):
+            state, report = _pretrained_state(training, config)
+        run.model.backbone.load_state_dict(state)
+        if run.run_dir is not None:  # rank 0 only
+            run.run_dir.write_json("pretrain.json", report)
+    base_lrs = [group["lr"] for group in run.optimizer.param_groups]  # before any resume
+    state, generator_state = EpochState(epoch=0, step=0), None
+    if source is not None:
+        state, minutes, generator_state = load_progress(
+            source, run.model, run.optimizer, run.scaler
+        )
+        run.started -= 60.0 * minutes
+        if run.run_dir is not None:  # keep the rows up to the checkpoint, drop any after it
+            rows = RunDir(source.parent).read_metrics()
+            run.run_dir.rewrite_metrics([r for r in rows if r.get("epoch", 0) <= state.epoch])
+    ddp_model = wrap_model(run.model, context, device)
     criterion = SetCriterion(
         HungarianMatcher(),
         weight_class=config.weight_class,
         weight_bbox=config.weight_bbox,
         weight_giou=config.weight_giou,
     )
-    val, cache = None, None
-    if config.data == "emoji":
-        with local_main_first(context):  # one process per machine renders the cache
-            cache = load_train_cache(config.train_episodes, config.scale, config.cache_dir)
-        if context.is_main:
-            val = build_eval_set("val", config.eval_episodes, draws=1, seed=config.seed)
-    if config.pretrain_steps > 0 and source is None and config.init_weights is None:
-        with local_main_first(context):
-            _load_pretrained_backbone(model, cache, config, run_dir)
-    if config.val_json is not None and context.is_main:
-        val = real_val_set(config)
-    generator = torch.Generator()  # the data order and crops; reseeded every epoch
-    start_epoch, step, skip, progress, generator_state = 0, 0, 0, {}, None
-    if source is not None:
-        state = load_checkpoint(source, model, optimizer, scaler=scaler, restore_random=True)
-        start_epoch, step, skip = state["epoch"], state["step"], state.get("batch", 0)
-        generator_state = state.get("generators", {}).get("data_order")
-        progress = state["extra"].get("progress", {})
-        started -= 60.0 * progress.get("minutes", 0.0)
-        if run_dir is not None:  # keep the rows up to the checkpoint, drop any written after it
-            rows = RunDir(source.parent).read_metrics()
-            run_dir.rewrite_metrics([row for row in rows if row.get("epoch", 0) <= start_epoch])
-    ddp_model = wrap_model(model, context, device)
-    checkpoint = Path(config.out) / CHECKPOINT_NAME
-    extra = {
-        "model_config": asdict(config.model),
-        "scale": config.scale,
-        "data": config.data,
-        "max_size": config.max_size,
-        "query_size": config.query_size,
-    }
-    skipped = int(progress.get("skipped_steps", 0))
     results: dict = {}
-    for epoch in range(start_epoch, config.epochs):
-        ddp_model.train()
-        generator.manual_seed(config.seed * 1000 + epoch)
-        first = skip if epoch == start_epoch else 0
-        sums: dict[str, float] = dict(progress.get("sums", {})) if first else {}
-        count = int(progress.get("count", 0)) if first else 0
-        batches = epoch_batches(
-            config,
-            model,
-            epoch,
-            generator,
-            cache,
-            skip=first,
-            generator_state=generator_state if first else None,
-            context=context,
-        )
-        bar = tqdm(
-            batches,
-            total=num_batches(config),
-            initial=first,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not (config.progress and context.is_main),
-            mininterval=5,
-        )
-        for batch_index, batch in enumerate(bar, start=first):
-            factor = _step_factor(step, epoch, config)
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
-            result = train_step(
-                ddp_model,
-                criterion,
-                optimizer,
-                scaler,
-                batch,
-                clip=config.clip,
-                precision=config.precision,
-                device=device,
-            )
-            step += 1
-            if result.stepped:
-                count += 1
-                for key, value in result.losses.items():
-                    sums[key] = sums.get(key, 0.0) + value
-            else:
-                skipped += 1
-            bar.set_postfix(loss=f"{result.losses['loss']:.3f}", skipped=skipped, refresh=False)
-            due = config.checkpoint_every > 0 and step % config.checkpoint_every == 0
-            if due and run_dir is not None:  # mid-epoch: a kill loses at most this many steps
-                minutes = (time.monotonic() - started) / 60
-                save_checkpoint(
-                    checkpoint,
-                    model,
-                    optimizer,
-                    scaler=scaler,
-                    epoch=epoch,
-                    step=step,
-                    batch=batch_index + 1,
-                    generators={"data_order": generator},
-                    extra={
-                        **extra,
-                        "progress": {
-                            "sums": sums,
-                            "count": count,
-                            "skipped_steps": skipped,
-                            "minutes": minutes,
-                        },
-                    },
-                )
-        row = {k: v / max(1, count) for k, v in sums.items()}
-        row.update(
-            epoch=epoch + 1,
-            step=step,
-            skipped_steps=skipped,
-            minutes=(time.monotonic() - started) / 60,
-        )
+    for epoch in range(state.epoch, config.epochs):
+        if epoch > state.epoch or state.batch == 0:
+            state = EpochState(epoch=epoch, step=state.step, skipped=state.skipped)
+        _train_epoch(run, ddp_model, criterion, training, state, generator_state, base_lrs)
+        generator_state = None
+        row = {**state.means(), "epoch": epoch + 1, "step": state.step}
+        row.update(skipped_steps=state.skipped, minutes=(time.monotonic() - run.started) / 60)
         # Every rank must take rank 0's decision, or some would wait in a collective for ever.
         limit = config.max_minutes
         over_time = bool(broadcast_object(limit is not None and row["minutes"] >= limit))
         last = epoch + 1 == config.epochs or over_time
         if val is not None and ((epoch + 1) % config.eval_every == 0 or last):
-            results = _validate(model, val, config)
+            results = evaluate(run.model, val)
             row.update(
                 val_ap50=results["ap50"]["mean"],
                 val_wrong=results["wrong_query"]["mean"],
                 val_chance=results["chance_floor"],
             )
-        if run_dir is not None:
-            run_dir.log_metrics(row)
-            save_checkpoint(
-                checkpoint,
-                model,
-                optimizer,
-                scaler=scaler,
-                epoch=epoch + 1,
-                step=step,
-                extra={
-                    **extra,
-                    "progress": {"skipped_steps": skipped, "minutes": row["minutes"]},
-                },
-            )
+        if run.run_dir is not None:
+            run.run_dir.log_metrics(row)
+            run.save(state)
         if over_time:
             break
-    results["minutes"] = (time.monotonic() - started) / 60
-    results["steps"] = step
-    results["skipped_steps"] = skipped
-    if run_dir is not None:
-        run_dir.write_results(results)
+    results["minutes"] = (time.monotonic() - run.started) / 60
+    results["steps"] = state.step
+    results["skipped_steps"] = state.skipped
+    if run.run_dir is not None:
+        run.run_dir.write_results(results)
     return broadcast_object(results)
+
+
+def _train_epoch(
+    run: _Run,
+    ddp_model: torch.nn.Module,
+    criterion: SetCriterion,
+    training: TrainingSet,
+    state: EpochState,
+    generator_state: Tensor | None,
+    base_lrs: list[float],
+) -> None:
+    """One epoch of :func:`~..training.engine.train_one_epoch` on the data source's batches."""
+    config, device = run.config, run.device
+    generator = torch.Generator()  # the data order and crops; reseeded every epoch
+    generator.manual_seed(config.seed * 1000 + state.epoch)
+    plan = EpochPlan(
+        epoch=state.epoch,
+        batch_size=config.batch_size,
+        generator=generator,
+        stride=run.model.backbone.stride,
+        skip=state.batch,
+        generator_state=generator_state,
+        context=run.context,
+    )
+    bar = tqdm(
+        training.batches(plan),
+        total=training.num_batches(config.batch_size),
+        initial=state.batch,
+        desc=f"epoch {state.epoch + 1}/{config.epochs}",
+        disable=not (config.progress and run.context.is_main),
+        mininterval=5,
+    )
+
+    def after_step(state: EpochState, result: StepResult) -> None:
+        bar.set_postfix(loss=f"{result.losses['loss']:.3f}", skipped=state.skipped, refresh=False)
+        due = config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0
+        if due and run.run_dir is not None:  # mid-epoch: a kill loses at most this many steps
+            run.save(state, generator=generator)
+
+    def loss(output: DetrOutput, batch: Batch) -> dict[str, Tensor]:
+        truth = [t.to(device) for t in batch[3]]
+        # DDP averages gradients over ranks: divide by the global box count / world size.
+        num_boxes = mean_normaliser(sum(int(t.shape[0]) for t in truth), device=device)
+        return criterion(output.logits, output.boxes, truth, num_boxes=num_boxes)
+
+    ddp_model.train()
+    train_one_epoch(
+        ddp_model,
+        run.optimizer,
+        run.scaler,
+        bar,
+        state,
+        forward=partial(_forward, device=device),
+        loss=loss,
+        clip=config.clip,
+        precision=config.precision,
+        device=device,
+        lr_factor=partial(_step_factor, config=config),
+        base_lrs=base_lrs,
+        after_step=after_step,
+    )
+
+
+def _forward(model: torch.nn.Module, batch: Batch, *, device: torch.device) -> DetrOutput:
+    targets, padding, queries, _ = batch
+    padding = None if padding is None else padding.to(device)
+    return model(targets.to(device), queries.to(device), padding)

@@ -1,7 +1,7 @@
 """The detection part of ``ia reproduce``: the Table 1 analogue and a Figure 7-style picture (§6.2).
 
 Trains ``ia``, ``double-cross`` and ``misaligned`` on the embedded emoji benchmark through
-:func:`indirect_attention.detection.table1.run`. The recipe is ``emoji_recipe()``
+:func:`indirect_attention.detection.table1.run`. The recipe is ``DetrTrainConfig()``
 with only the profile's budget fields replaced (``max_minutes``, ``epochs``, ``train_episodes``,
 ...), so improvements to the recipe's defaults reach the reproduction unchanged. Then, for one
 seed of each detector, every object query's score is recorded on unseen episodes with the right
@@ -12,20 +12,23 @@ the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia'
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.ops import box_convert
 
+from ..detection.checkpoint import CHECKPOINT_NAME
 from ..detection.decoder import VARIANTS
 from ..detection.draw import draw_predictions
-from ..detection.evaluate import EvalSet, build_eval_set, load_model, prepare_images
 from ..detection.model import IADETR
+from ..detection.predict import predict
+from ..detection.preprocess import model_input
+from ..detection.release import load_detector
+from ..detection.sources import EmojiSource, EvalSet, build_eval_set
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
-from ..detection.train import emoji_recipe
+from ..detection.train import DetrTrainConfig, config_record
 from ..plots.figure7 import draw_figure7
 from ..training import RunDir
 from .config import ReproduceConfig
@@ -40,7 +43,7 @@ def grid_shape(model: IADETR) -> tuple[int, int]:
     """How the Q object queries are laid out as a matrix: the anchor lattice when the model has
     one (its queries then sit on a √Q × √Q grid), otherwise the most nearly square factors."""
     count = model.config.num_queries
-    if getattr(model.config, "object_queries", "learned") == "anchors":
+    if model.config.object_queries == "anchors":
         side = math.isqrt(count)
         return side, side
     rows = next(r for r in range(math.isqrt(count), 0, -1) if count % r == 0)
@@ -49,7 +52,7 @@ def grid_shape(model: IADETR) -> tuple[int, int]:
 
 @torch.no_grad()
 def query_ranking(
-    model: IADETR, eval_set: EvalSet, *, scale: float, batch_size: int = 16
+    model: IADETR, eval_set: EvalSet, *, batch_size: int = 16
 ) -> dict[str, dict[str, list]]:
     """Every object query's score and box with the right and with a wrong-class query.
 
@@ -58,29 +61,32 @@ def query_ranking(
     layer's sigmoid), which all three detectors have.
 
     Returns:
-        ``{"right": {"scores": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as nested lists, boxes
-        xyxy in the rendered target's pixels.
+        ``{"right": {"scores": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as nested lists, in the
+        object queries' order, boxes xyxy in the rendered target's pixels.
 
     Shapes:
         eval_set.targets (E, 3, H, W) -> scores (E, Q), boxes (E, Q, 4).
     """
+    if model.input_spec is None:
+        raise ValueError("the model records no input sizes (model.input_spec is None)")
     model.eval()
-    device = next(model.parameters()).device  # follow the model
-    height, width = eval_set.targets.shape[-2:]
-    pixels = torch.tensor([width, height, width, height], dtype=torch.float32)
+    num_queries = model.config.num_queries
     out: dict[str, dict[str, list]] = {}
     for name, queries in (("right", eval_set.queries[0]), ("wrong", eval_set.wrong[0])):
         scores, boxes = [], []
         for start in range(0, len(eval_set.categories), batch_size):
             stop = min(start + batch_size, len(eval_set.categories))
-            output = model(
-                prepare_images(eval_set.targets[start:stop], scale).to(device),
-                prepare_images(queries[start:stop], scale).to(device),
+            batch = model_input(
+                [t.float() / 255.0 for t in eval_set.targets[start:stop]],
+                [q.float() / 255.0 for q in queries[start:stop]],
+                model.input_spec,
+                stride=model.backbone.stride,
             )
-            scores.append(output.logits[-1].sigmoid().float().cpu())  # (b, Q)
-            xyxy = box_convert(output.boxes[-1].float().cpu(), "cxcywh", "xyxy")  # (b, Q, 4)
-            boxes.append(xyxy * pixels)
-        out[name] = {"scores": torch.cat(scores).tolist(), "boxes": torch.cat(boxes).tolist()}
+            for found in predict(model, batch, top_k=num_queries):
+                order = found.queries.argsort()  # back to the object queries' order
+                scores.append(found.scores[order].tolist())
+                boxes.append(found.boxes[order].tolist())
+        out[name] = {"scores": scores, "boxes": boxes}
     return out
 
 
@@ -111,9 +117,9 @@ def _figure7(run_dir: RunDir, variants: tuple[str, ...], episodes: int, seed: in
         "models": {},
     }
     for variant in variants:
-        model, scale = load_model(run_dir.root / f"{variant}-s0" / "checkpoint.pt")
+        model = load_detector(run_dir.root / f"{variant}-s0" / CHECKPOINT_NAME)
         record["grid"] = list(grid_shape(model))
-        ranking = query_ranking(model, eval_set, scale=scale)
+        ranking = query_ranking(model, eval_set)
         record["models"][variant] = {
             "drawn": {
                 which: {key: values[episode] for key, values in ranking[which].items()}
@@ -122,7 +128,7 @@ def _figure7(run_dir: RunDir, variants: tuple[str, ...], episodes: int, seed: in
             "scores": {which: ranking[which]["scores"] for which in ("right", "wrong")},
         }
         if variant == "ia":
-            draw_predictions(model, eval_set, run_dir.root / "predictions.png", scale=scale)
+            draw_predictions(model, eval_set, run_dir.root / "predictions.png")
     run_dir.write_json("figure7.json", record)
     draw_figure7(run_dir.root / "figure7.json", run_dir.root / "figure7.png")
 
@@ -132,13 +138,16 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     settings = config.settings
     if settings is None:
         raise ValueError("config.settings is None: run parts through reproduce.run()")
-    base = emoji_recipe()
+    base = DetrTrainConfig()
+    data_fields = {f.name for f in fields(EmojiSource)}
+    budget = settings.detection_train
+    data = EmojiSource(cache_dir=str(Path(config.out) / "cache"))
     train = replace(
         base,
+        data=replace(data, **{k: v for k, v in budget.items() if k in data_fields}),
         model=replace(base.model, **settings.detection_model),
-        cache_dir=str(Path(config.out) / "cache"),
         progress=config.progress,
-        **settings.detection_train,
+        **{k: v for k, v in budget.items() if k not in data_fields},
     )
     variants = settings.detection_variants or VARIANTS
     table_config = Table1Config(
@@ -150,7 +159,7 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
         draws=settings.detection_draws,
         jobs=settings.detection_jobs,
     )
-    run_dir.write_config(asdict(table_config))
+    run_dir.write_config({**asdict(table_config), "train": config_record(train)})
     table = run_table1(table_config)
     _figure7(run_dir, tuple(variants), settings.ranking_episodes, config.seed)
     return {

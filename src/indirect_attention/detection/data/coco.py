@@ -44,6 +44,27 @@ def _field(record: dict, key: str, where: str) -> Any:
     return record[key]
 
 
+def _image_entries(
+    entries: list, path: Path, root: Path, *, check_images: bool
+) -> dict[int, dict[str, Any]]:
+    """``images`` of a COCO file by id: file path (under ``root``), size and an empty object list."""
+    metas: dict[int, dict[str, Any]] = {}
+    for k, image in enumerate(entries):
+        where = f"{path} images[{k}]"
+        image_id = int(_field(image, "id", where))
+        where = f"{where} (id={image_id})"
+        file_path = root / str(_field(image, "file_name", where))
+        if check_images and not file_path.is_file():
+            raise ValueError(f"{where}: image file {file_path} is missing")
+        metas[image_id] = {
+            "file_name": str(file_path),
+            "width": int(_field(image, "width", where)),
+            "height": int(_field(image, "height", where)),
+            "objects": [],
+        }
+    return metas
+
+
 def read_coco(
     annotation_file: str | Path,
     image_root: str | Path | None = None,
@@ -73,20 +94,7 @@ def read_coco(
     for k, cat in enumerate(data["categories"]):
         where = f"{path} categories[{k}]"
         categories[int(_field(cat, "id", where))] = str(_field(cat, "name", where))
-    metas: dict[int, dict[str, Any]] = {}
-    for k, image in enumerate(data["images"]):
-        where = f"{path} images[{k}]"
-        image_id = int(_field(image, "id", where))
-        where = f"{where} (id={image_id})"
-        file_path = root / str(_field(image, "file_name", where))
-        if check_images and not file_path.is_file():
-            raise ValueError(f"{where}: image file {file_path} is missing")
-        metas[image_id] = {
-            "file_name": str(file_path),
-            "width": int(_field(image, "width", where)),
-            "height": int(_field(image, "height", where)),
-            "objects": [],
-        }
+    metas = _image_entries(data["images"], path, root, check_images=check_images)
     skipped = {"zero_area_box": 0, "clipped_box": 0}
     for k, ann in enumerate(data["annotations"]):
         where = f"{path} annotations[{k}] (id={ann.get('id') if isinstance(ann, dict) else None})"

@@ -31,6 +31,32 @@ def _save_png(array, path: Path) -> None:
     Image.fromarray(array).save(path, optimize=False)
 
 
+def _write_voc_annotation(
+    out: Path,
+    record: ImageRecord,
+    others: tuple[BoxRecord, ...],
+    *,
+    split: str,
+    category: str,
+    style: str,
+) -> None:
+    """``Annotations/<stem>.xml``: the query's boxes as objects, a ``query`` element naming the
+    query image, class and style, and the distractors as ``distractor`` elements."""
+    stem = str(record.image_id)
+    extra = ET.Element("query")
+    for tag, value in (("filename", f"{stem}.png"), ("name", category), ("style", style)):
+        ET.SubElement(extra, tag).text = value
+    root = ET.fromstring(voc_xml(record, folder=f"emoji-{split}", extra=extra))
+    for obj in others:
+        single = ImageRecord(stem, "", record.width, record.height, (obj,))
+        node = ET.fromstring(voc_xml(single)).find("object")
+        node.tag = "distractor"
+        root.append(node)
+    ET.indent(root)
+    (out / "Annotations").mkdir(exist_ok=True)
+    (out / "Annotations" / f"{stem}.xml").write_text(ET.tostring(root, encoding="unicode") + "\n")
+
+
 def export_episodes(
     split: str,
     out_dir: str | Path,
@@ -75,26 +101,9 @@ def export_episodes(
             for b, c in zip(episode.distractor_boxes, episode.distractor_classes, strict=True)
         )
         if fmt == "voc":
-            extra = ET.Element("query")
-            for tag, value in (
-                ("filename", f"{stem}.png"),
-                ("name", spec.category),
-                ("style", spec.query_style),
-            ):
-                ET.SubElement(extra, tag).text = value
             record = ImageRecord(stem, f"{stem}.png", size, size, objects)
-            text = voc_xml(record, folder=f"emoji-{split}", extra=extra)
-            root = ET.fromstring(text)
-            for obj in others:
-                node = ET.fromstring(voc_xml(ImageRecord(stem, "", size, size, (obj,)))).find(
-                    "object"
-                )
-                node.tag = "distractor"
-                root.append(node)
-            ET.indent(root)
-            (out / "Annotations").mkdir(exist_ok=True)
-            (out / "Annotations" / f"{stem}.xml").write_text(
-                ET.tostring(root, encoding="unicode") + "\n"
+            _write_voc_annotation(
+                out, record, others, split=split, category=spec.category, style=spec.query_style
             )
             ids.append(stem)
             continue

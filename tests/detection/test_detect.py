@@ -14,20 +14,21 @@ import torch
 from PIL import Image
 
 from indirect_attention.cli import main
+from indirect_attention.cli.detr_release import _parse_box as parse_box
+from indirect_attention.detection.detect import detect
 from indirect_attention.detection.draw import GAP
-from indirect_attention.detection.inference import (
+from indirect_attention.detection.model import IADETR, DetrModelConfig, DetrOutput
+from indirect_attention.detection.preprocess import (
     InputSpec,
     as_image,
     crop_box,
-    detect,
-    parse_box,
-    prepare_target,
+    model_input,
     read_image,
 )
-from indirect_attention.detection.model import IADETR, DetrModelConfig, DetrOutput
+from indirect_attention.detection.release import load_detector
 from indirect_attention.training.checkpoint import save_checkpoint
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
 def _checkpoint(path: Path) -> IADETR:
@@ -75,7 +76,7 @@ def test_detect_writes_coco_json_within_each_image(files: dict[str, Path], tmp_p
     )
     sizes = {1: (90, 140), 2: (200, 120)}
     assert sorted({row["image_id"] for row in rows}) == [1, 2]
-    model = IADETR.from_checkpoint(files["checkpoint"])
+    model = load_detector(files["checkpoint"])
     for image_id, name in ((1, "a"), (2, "b")):
         mine = [row for row in rows if row["image_id"] == image_id]
         assert len(mine) == 3  # 5 proposals, at most 3 kept, threshold 0 keeps all
@@ -89,7 +90,7 @@ def test_detect_writes_coco_json_within_each_image(files: dict[str, Path], tmp_p
             assert x >= 0 and y >= 0 and w >= 0 and h >= 0
             assert x + w <= width + 1e-3 and y + h <= height + 1e-3
         # The CLI writes exactly what the Python API finds.
-        found = model.detect(files[name], files["query"], threshold=0.0, max_detections=3)
+        found = detect(model, files[name], files["query"], threshold=0.0, max_detections=3)
         xywh = found.boxes.clone()
         xywh[:, 2:] -= xywh[:, :2]
         assert torch.allclose(torch.tensor([row["bbox"] for row in mine]), xywh, atol=1e-4)
@@ -155,9 +156,11 @@ class _ExtentModel(IADETR):
     logits = torch.tensor([2.0, 0.0, -2.0])  # sigmoid: 0.88, 0.5, 0.12
 
     def forward(self, targets, queries, target_padding=None) -> DetrOutput:
-        valid = ~target_padding[0]
-        rows, cols = int(valid.any(1).sum()), int(valid.any(0).sum())
         height, width = targets.shape[-2:]
+        rows, cols = height, width
+        if target_padding is not None:
+            valid = ~target_padding[0]
+            rows, cols = int(valid.any(1).sum()), int(valid.any(0).sum())
         scale = torch.tensor([cols / width, rows / height] * 2)
         xyxy = self.fractions * scale
         cxcywh = torch.cat([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], -1)
@@ -177,20 +180,30 @@ def test_boxes_are_mapped_back_to_original_pixels(height: int, width: int) -> No
     assert torch.allclose(found.scores, torch.sigmoid(torch.tensor([2.0, 0.0])))
 
 
-def test_prepare_target_resizes_and_pads_to_the_stride() -> None:
-    canvas, padding, (sx, sy) = prepare_target(
-        torch.rand(3, 90, 140), target_size=128, stride=8, min_side=48
-    )
+def test_model_input_resizes_and_pads_to_the_stride() -> None:
+    target = torch.rand(3, 90, 140)
+    batch = model_input([target], [torch.rand(3, 20, 30)], InputSpec(128, 48), stride=8)
     # 90 x 140 -> 82 x 128 (longer side 128), padded to 88 x 128.
-    assert canvas.shape == (3, 88, 128) and padding.shape == (88, 128)
+    assert batch.targets.shape == (1, 3, 88, 128) and batch.target_padding is not None
+    padding = batch.target_padding[0]
     assert not padding[:82, :128].any() and padding[82:].all()
-    assert (canvas[:, 82:] == 0).all()
-    assert sx == pytest.approx(128 / 140) and sy == pytest.approx(82 / 90)
-    # A thin target still gets a canvas the query (48 x 48) fits on.
-    canvas, padding, _ = prepare_target(
-        torch.rand(3, 20, 400), target_size=128, stride=8, min_side=48
+    assert (batch.targets[0, :, 82:] == 0).all()
+    expected = torch.nn.functional.interpolate(
+        target[None], size=(82, 128), mode="bilinear", antialias=True
+    )[0]
+    assert torch.equal(batch.targets[0, :, :82], expected)
+    torch.testing.assert_close(batch.factors, torch.tensor([[128 / 140, 82 / 90]]))
+    assert batch.queries.shape == (1, 3, 48, 48) and batch.image_sizes == [(90, 140)]
+    # A thin target still gets a canvas the query (48 x 48) fits on; a batch shares one canvas.
+    batch = model_input(
+        [torch.rand(3, 20, 400), torch.rand(3, 64, 64)],
+        [torch.rand(3, 9, 9)] * 2,
+        InputSpec(128, 48),
+        stride=8,
     )
-    assert canvas.shape == (3, 48, 128) and padding[6:].all() and not padding[:6].any()
+    assert batch.targets.shape == (2, 3, 128, 128) and batch.target_padding is not None
+    assert batch.target_padding[0, 6:].all() and not batch.target_padding[0, :6].any()
+    assert not batch.target_padding[1].any()  # 64 x 64 -> 128 x 128 fills the canvas
 
 
 def test_corrupt_and_missing_images_are_named(files: dict[str, Path], tmp_path: Path) -> None:
@@ -231,14 +244,14 @@ def test_cli_reports_bad_inputs(
 
 
 def test_query_and_tensor_checks_name_the_argument(files: dict[str, Path]) -> None:
-    model = IADETR.from_checkpoint(files["checkpoint"])
+    model = load_detector(files["checkpoint"])
     image = torch.rand(3, 64, 64)
     with pytest.raises(ValueError, match=r"query must have shape \(3, H, W\), got \(1, 3, 8, 8\)"):
-        model.detect(image, torch.rand(1, 3, 8, 8))
+        detect(model, image, torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"target values must lie in \[0, 1\]"):
-        model.detect(image * 255, image)
+        detect(model, image * 255, image)
     with pytest.raises(ValueError, match=r"query is empty: shape \(3, 0, 5\)"):
-        model.detect(image, torch.rand(3, 0, 5))
+        detect(model, image, torch.rand(3, 0, 5))
     with pytest.raises(
         ValueError,
         match=r"query_size=100 is bigger than allowed: .*\(3, 100, 100\).*\(3, 64, 64\).*"
@@ -246,11 +259,11 @@ def test_query_and_tensor_checks_name_the_argument(files: dict[str, Path]) -> No
     ):
         detect(model, image, image, input_spec=InputSpec(target_size=64, query_size=100))
     with pytest.raises(TypeError, match="target must be a path, a PIL image"):
-        model.detect([1, 2, 3], image)
+        detect(model, [1, 2, 3], image)
     # Every accepted kind of image gives the same answer.
-    path_result = model.detect(files["a"], files["query"], threshold=0.0)
+    path_result = detect(model, files["a"], files["query"], threshold=0.0)
     pil = Image.open(files["a"])
     tensor = torch.from_numpy(np.asarray(Image.open(files["query"])).copy()).permute(2, 0, 1)
-    other = model.detect(pil, tensor, threshold=0.0)  # PIL target, uint8 query tensor
+    other = detect(model, pil, tensor, threshold=0.0)  # PIL target, uint8 query tensor
     assert torch.equal(path_result.boxes, other.boxes)
     assert torch.equal(as_image(tensor), read_image(files["query"]))

@@ -1,0 +1,141 @@
+"""Rendered evaluation episodes of the emoji benchmark and their (query, target) pairs (§6.2).
+
+For each target episode, ``draws`` query images of its class are drawn with a generator seeded by
+``(seed, draw, episode)`` (draw 0 is the episode's own query), each with a wrong-class query of the
+same split; boxes are in the rendered 256 px target's pixels. :func:`eval_set_pairs` hands them to
+the protocol of :mod:`..evaluate`; the drawings and the reproduction read the :class:`EvalSet`.
+
+Shapes:
+    E episodes, G draws; targets (E, 3, 256, 256) uint8, queries (G, E, 3, 96, 96) uint8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import EmojiEpisodes
+from ..data.emoji_episodes import render_query, split_classes
+from ..data.records import BoxRecord, ImageRecord
+from .base import EvalPair, EvalPairs
+
+__all__ = ["SPLIT_NAMES", "EvalSet", "build_eval_set", "eval_set_pairs"]
+
+SPLIT_NAMES = {"seen": "test_seen", "unseen": "test", "val": "val"}
+
+
+@dataclass
+class EvalSet:
+    """Rendered evaluation episodes with every query draw (uint8 images, pixel boxes).
+
+    Attributes:
+        split: The episode split.
+        targets: (E, 3, H, W) uint8.
+        queries: (G, E, 3, h, w) uint8, right-class queries.
+        wrong: (G, E, 3, h, w) uint8, queries of another class.
+        boxes: E tensors (K, 4) xyxy pixels of the query class.
+        others: E tensors (M, 4) xyxy pixels of the distractors.
+        categories: E class names.
+    """
+
+    split: str
+    targets: Tensor
+    queries: Tensor
+    wrong: Tensor
+    boxes: list[Tensor]
+    others: list[Tensor]
+    categories: list[str]
+
+
+def _image(array: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def build_eval_set(split: str, episodes: int, *, draws: int = 5, seed: int = 0) -> EvalSet:
+    """Render the first ``episodes`` episodes of ``split`` and ``draws`` right / wrong queries."""
+    data = EmojiEpisodes(split, length=episodes)
+    bank, size = data.bank, data.config.query_size
+    classes, _ = split_classes(bank, split)
+    targets, boxes, others, categories = [], [], [], []
+    queries = [[] for _ in range(draws)]
+    wrong = [[] for _ in range(draws)]
+    for index in range(episodes):
+        episode = data.episode(index)
+        category = episode.spec.category
+        targets.append(_image(episode.target))
+        boxes.append(torch.from_numpy(episode.boxes.copy()))
+        others.append(torch.from_numpy(episode.distractor_boxes.copy()))
+        categories.append(category)
+        for draw in range(draws):
+            rng = np.random.default_rng([seed, draw, index])
+            if draw == 0:
+                queries[0].append(_image(episode.query))
+            else:
+                style = str(rng.choice(bank.styles_of(category)))
+                query = render_query(bank.sprite(category, style), size, rng.uniform(0.75, 0.95))
+                queries[draw].append(_image(query))
+            other = str(rng.choice([c for c in classes if c != category]))
+            style = str(rng.choice(bank.styles_of(other)))
+            query = render_query(bank.sprite(other, style), size, rng.uniform(0.75, 0.95))
+            wrong[draw].append(_image(query))
+    return EvalSet(
+        split=split,
+        targets=torch.stack(targets),
+        queries=torch.stack([torch.stack(q) for q in queries]),
+        wrong=torch.stack([torch.stack(q) for q in wrong]),
+        boxes=boxes,
+        others=others,
+        categories=categories,
+    )
+
+
+def _float(image: Tensor) -> Tensor:
+    return image.float() / 255.0
+
+
+def _box(box: Tensor) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return x1, y1, x2, y2
+
+
+def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
+    """The protocol's pairs: episode ``e`` is image ``e``, scored on its query class's boxes."""
+    height, width = eval_set.targets.shape[-2:]
+    episodes = range(len(eval_set.categories))
+    truth = [
+        ImageRecord(
+            e,
+            "",
+            int(width),
+            int(height),
+            tuple(BoxRecord(_box(box), eval_set.categories[e]) for box in eval_set.boxes[e]),
+        )
+        for e in episodes
+    ]
+
+    def draw_pairs(queries: Tensor) -> list[EvalPair]:
+        return [
+            EvalPair(
+                e,
+                eval_set.categories[e],
+                partial(_float, eval_set.targets[e]),
+                partial(_float, queries[e]),
+            )
+            for e in episodes
+        ]
+
+    return EvalPairs(
+        split=eval_set.split,
+        ground_truth=truth,
+        right=[draw_pairs(queries) for queries in eval_set.queries],
+        wrong=[draw_pairs(queries) for queries in eval_set.wrong],
+        objects={
+            e: [_box(b) for b in torch.cat([eval_set.boxes[e], eval_set.others[e]])]
+            for e in episodes
+        },
+        batch_size=32,
+    )
