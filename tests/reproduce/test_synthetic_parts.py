@@ -30,10 +30,15 @@ TINY = reproduce.ProfileSettings(
     lookup_train=64,
     lookup_test=32,
     lookup_model={"dim": 16, "num_heads": 2, "num_layers": 2, "ffn_dim": 32},
+    lookup_models_with_positions=("indirect", "cross"),
+    lookup_offsets_with_positions=(2,),
     scaling_dims=(8, 16),
     scaling_depths=(1, 2),
     scaling_seeds=2,
 )
+
+
+LOOKUP = synthetic_parts.LOOKUP_MODELS
 
 
 def _config(tmp_path) -> reproduce.ReproduceConfig:
@@ -58,10 +63,17 @@ def test_lookup_part_tunes_on_its_own_seed_and_pairs_every_model(tmp_path):
         assert sorted(r["lr"] for r in rows) == sorted(TINY.lr_grid)
         best = max(rows, key=lambda r: r["val_acc"])
         assert tuning["chosen"][model] == best["lr"]
+    assert not (root / "offset-0" / "value-positions").exists()  # that setting: offset 2 only
     for offset in TINY.lookup_offsets:
-        for folder in (root / f"offset-{offset}", root / f"offset-{offset}" / "value-positions"):
+        folders = [root / f"offset-{offset}"]
+        if offset == 2:
+            folders.append(root / "offset-2" / "value-positions")
+        for folder in folders:
             results = _read(folder / "results.json")
-            assert results["value_positions"] == (folder.name == "value-positions")
+            with_positions = folder.name == "value-positions"
+            assert results["value_positions"] == with_positions
+            expected_models = ("indirect", "cross") if with_positions else LOOKUP
+            assert tuple(results["models"]) == expected_models
             for model, record in results["models"].items():
                 assert [r["seed"] for r in record["per_seed"]] == [0, 1]  # the same seeds
                 assert all(len(r["curve"]) == TINY.lookup_epochs for r in record["per_seed"])
@@ -69,7 +81,8 @@ def test_lookup_part_tunes_on_its_own_seed_and_pairs_every_model(tmp_path):
     references = _read(root / "references.json")["rows"]
     biased = ("indirect", "indirect-pointer", "indirect-nobias-update")
     layers = TINY.lookup_model["num_layers"] + 1
-    expected = 2 * len(TINY.lookup_offsets) * len(biased) * TINY.lookup_seeds * layers
+    # without positions: 2 offsets x 3 biased models; with them: offset 2, indirect only
+    expected = (2 * len(biased) + 1) * TINY.lookup_seeds * layers
     assert len(references) == expected
     assert {r["model"] for r in references} == set(biased)
     assert (root / "lookup.png").stat().st_size > 0 and (root / "references.png").exists()

@@ -2,7 +2,7 @@
 
 A profile is a :class:`ProfileSettings`; every part reads only its own fields. The detection part
 never copies the detector's recipe: ``detection_train`` holds only the *budget* fields that are
-applied with :func:`dataclasses.replace` to ``emoji_recipe()``, so improvements to the
+applied with :func:`dataclasses.replace` to ``DetrTrainConfig()``, so improvements to the
 recipe's defaults reach the reproduction unchanged.
 
 Budgets (2 CPU cores, 1 torch thread per run; the README's "Latest reproduction" section keeps the
