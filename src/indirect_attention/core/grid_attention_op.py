@@ -191,8 +191,7 @@ def grid_attention_backward_op(
 
 @grid_attention_backward_op.register_fake
 def _grid_attention_backward_fake(grad_out, q, k, v, rows, cols, mask, out, lse, chunk, compiled):
-    return (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v),
-            torch.empty_like(rows), torch.empty_like(cols))  # fmt: skip
+    return tuple(t.new_empty(t.shape) for t in (q, k, v, rows, cols))  # contiguous, as computed
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -204,8 +204,7 @@ def grid_mlp_backward_op(
 
 @grid_mlp_backward_op.register_fake
 def _grid_mlp_backward_fake(grad_out, anchors, grid, w1, b1, w2, scale, log_base, chunk, compiled):
-    return (torch.empty_like(anchors), torch.empty_like(w1), torch.empty_like(b1),
-            torch.empty_like(w2))  # fmt: skip
+    return tuple(t.new_empty(t.shape) for t in (anchors, w1, b1, w2))  # contiguous, as computed
 
 
 def _setup_context(ctx, inputs, output) -> None:
