@@ -237,3 +237,62 @@ def test_float32_probabilities_below_2_to_the_minus_64_are_exactly_zero(generato
     grid_attend(q64, k64, v64, rows=rows.double(), cols=deep.double()).sum().backward()
     assert (v64.grad[0, 0, [1, 3]] > 0).all()
     assert set(calls) >= {"softmax_forward", "softmax_backward"}
+
+
+@pytest.fixture(scope="module")
+def portable_cache(tmp_path_factory):
+    """One cache folder for the portable build, so that it is compiled once."""
+    return tmp_path_factory.mktemp("portable")
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_portable_build_serves_both_kernels(
+    monkeypatch, portable_cache, generator, calls, dtype
+):
+    """Built without ``-march=native`` (the compiler's default target: on x86-64 no AVX and no
+    FMA, 32-byte vectors), the paths other architectures take give the plain results."""
+    monkeypatch.setenv("INDIRECT_ATTENTION_PORTABLE", "1")
+    monkeypatch.setenv("INDIRECT_ATTENTION_CACHE", str(portable_cache))
+    native._load.cache_clear()
+    try:
+        library = native.kernels(torch.zeros(1))
+        assert library is not None and not any(f.startswith("-march") for f in native._flags())
+        assert len(list((portable_cache / "kernels").iterdir())) == 1  # this build, not another
+        # 32-byte vectors: 8 float lanes (an AVX-512 build of this machine's would want 16)
+        assert native.mlp_covers(library, torch.float32, inputs=2, hidden=8, outputs=4)
+        # float64 strict; float32 loose enough for its rounding of sums and of the cancellation
+        # in the softmax backward, still far below a wrong exp or a wrong vector lane
+        bound = 1e-10 if dtype == torch.float64 else 5e-5
+
+        def check(a, b):
+            assert (a - b).abs().max() <= bound * max(b.abs().max().item(), 1.0)
+
+        mlp = make_mlp(2, 32, 8, dtype)
+        anchors = torch.rand(21, 2, generator=generator, dtype=dtype) * 4 - 2
+        grid = torch.linspace(-2, 2, 11, dtype=dtype)
+        cotangent = torch.randn(21, 11, 8, generator=generator, dtype=dtype)
+        for log_offsets in (False, True):
+            mine = mlp_results(grid_mlp, anchors, grid, mlp, cotangent, 3.0, log_offsets)
+            theirs = mlp_results(
+                grid_mlp_reference, anchors, grid, mlp, cotangent, 3.0, log_offsets
+            )
+            for a, b in zip(mine, theirs, strict=True):
+                check(a, b)
+        q, k, v, rows, cols = attention_inputs(generator, dtype)
+        mask = torch.zeros(2, 15, dtype=torch.bool)
+        mask[0, [0, 4]] = True
+        out = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask, chunk_size=3)
+        expected, _ = attend_reference(
+            q, k, v, bias=GridBias(rows=rows, cols=cols).dense(), key_padding_mask=mask
+        )
+        check(out, expected)
+        leaves = (q, k, v, rows, cols)
+        mine = torch.autograd.grad(out.sum(), leaves)
+        theirs = torch.autograd.grad(expected.sum(), leaves)
+        for a, b in zip(mine, theirs, strict=True):
+            check(a, b)
+        assert set(calls) == {"mlp_forward", "mlp_backward", "softmax_forward",
+                              "softmax_recompute", "softmax_backward"}  # fmt: skip
+    finally:
+        native._load.cache_clear()

@@ -16,6 +16,9 @@ Environment:
     ``INDIRECT_ATTENTION_NATIVE=0`` switches the compiled loops off.
     ``INDIRECT_ATTENTION_CACHE`` overrides the cache folder (default ``~/.cache/indirect-attention``).
     ``CXX`` names the compiler (default ``g++``, then ``c++``).
+    ``INDIRECT_ATTENTION_PORTABLE=1`` builds for the compiler's default target instead of this
+    CPU (no ``-march=native``: on x86-64 no AVX or FMA, so the loops take the portable paths that
+    other architectures take; the tests use it to check those paths).
 """
 
 from __future__ import annotations
@@ -83,6 +86,13 @@ def _cpu_signature() -> str:
     return platform.processor() or platform.machine()
 
 
+def _flags() -> tuple[str, ...]:
+    """The compiler flags: for this CPU, or portable (``INDIRECT_ATTENTION_PORTABLE=1``)."""
+    if os.environ.get("INDIRECT_ATTENTION_PORTABLE", "0") == "1":
+        return tuple(flag for flag in _FLAGS if not flag.startswith("-march="))
+    return _FLAGS
+
+
 def _cache_dir() -> Path:
     root = (
         os.environ.get("INDIRECT_ATTENTION_CACHE") or Path.home() / ".cache" / "indirect-attention"
@@ -97,7 +107,7 @@ def _build(compiler: str) -> Path:
     ).stdout
     key = hashlib.sha256(
         "\n".join(
-            [_SOURCE.read_text(), compiler, version, " ".join(_FLAGS), _cpu_signature()]
+            [_SOURCE.read_text(), compiler, version, " ".join(_flags()), _cpu_signature()]
         ).encode()
     ).hexdigest()[:16]
     target = _cache_dir() / f"grid_kernels-{key}.so"
@@ -108,7 +118,7 @@ def _build(compiler: str) -> Path:
     os.close(handle)
     try:
         result = subprocess.run(
-            [compiler, *_FLAGS, str(_SOURCE), "-o", temporary], capture_output=True, text=True
+            [compiler, *_flags(), str(_SOURCE), "-o", temporary], capture_output=True, text=True
         )
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed:\n{result.stderr[-2000:]}")
