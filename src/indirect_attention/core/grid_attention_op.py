@@ -159,24 +159,27 @@ def grid_attention_backward_op(
     for start in range(0, num_queries, chunk):
         stop = min(start + chunk, num_queries)
         layout = _layout(rows, cols, start, stop)
-        grad_chunk = grad_out[:, start:stop]  # (B·H, C, Dv)
-        grad_logits = torch.bmm(grad_chunk, v_t, out=_part(grad_buffer, k_t, start, stop))
         if library is None:
             logits = _chunk_logits(q_scaled, k_t, rows, cols, mask, start, stop)
             probs = logits.sub_(lse[:, start:stop, None]).exp_()  # (B·H, C, Lk)
-            grad_logits.sub_(delta[:, start:stop, None]).mul_(probs)
-            grid = grad_logits.view(batch, heads, stop - start, rows.shape[-1], cols.shape[-1])
-            grad_rows[:, :, start:stop] = grid.sum(-1)
-            grad_cols[:, :, start:stop] = grid.sum(-2)
         else:
             probs = torch.bmm(
                 q_scaled[:, start:stop], k_t, out=_part(probs_buffer, k_t, start, stop)
             )
             native.call(library, "softmax_recompute", q.dtype, probs, rows, cols, mask,
                         *layout, lse)  # fmt: skip
+        # each product right after the pass that wrote its operand (the chunk is still in cache)
+        grad_chunk = grad_out[:, start:stop]  # (B·H, C, Dv)
+        grad_v.baddbmm_(probs.transpose(1, 2), grad_chunk)
+        grad_logits = torch.bmm(grad_chunk, v_t, out=_part(grad_buffer, k_t, start, stop))
+        if library is None:
+            grad_logits.sub_(delta[:, start:stop, None]).mul_(probs)
+            grid = grad_logits.view(batch, heads, stop - start, rows.shape[-1], cols.shape[-1])
+            grad_rows[:, :, start:stop] = grid.sum(-1)
+            grad_cols[:, :, start:stop] = grid.sum(-2)
+        else:
             native.call(library, "softmax_backward", q.dtype, grad_logits, probs, delta,
                         *layout, grad_rows, grad_cols)  # fmt: skip
-        grad_v.baddbmm_(probs.transpose(1, 2), grad_chunk)
         product = torch.bmm(grad_logits, keys, out=_part(result, keys, start, stop))
         torch.mul(product, head_dim**-0.5, out=grad_q[:, start:stop])  # q was scaled
         grad_k.baddbmm_(grad_logits.transpose(1, 2), q_scaled[:, start:stop])
