@@ -16,3 +16,17 @@ def path(request):
             yield request.param
     else:
         yield request.param
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[str]:
+    """Records the name of every compiled kernel that ran (a failing one raises instead)."""
+    record: list[str] = []
+    original = native.call
+
+    def recording(library, name, dtype, *arguments):
+        original(library, name, dtype, *arguments)
+        record.append(name)
+
+    monkeypatch.setattr(native, "call", recording)
+    return record

@@ -19,7 +19,8 @@ float32. Variants, each timed in its own process, forward (no grad) and forward+
   check. Its ratios are against the same 512-wide reference.
 
 Before timing, ours is checked against the reference at the same size: the output and the gradients
-of q, k, v and of every MLP weight.
+of q, k, v and of every MLP weight; in float32 against the float32 reference's own rounding error
+(both measured against the reference in float64), in float64 to a fixed bound (:func:`check_equal`).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def _build(
     shape_k = (config.batch, config.num_heads, size * size, config.head_dim)
 
     def draw(shape):
-        return torch.randn(shape, generator=generator, dtype=dtype).requires_grad_(True)
+        # drawn in float32 for every dtype: the float64 run computes on the same numbers
+        return torch.randn(shape, generator=generator).to(dtype).requires_grad_(True)
 
     centres = torch.rand(config.batch, queries, 2, generator=generator) * 0.8 + 0.1
     sizes = torch.rand(config.batch, queries, 2, generator=generator) * 0.45 + 0.05
@@ -173,41 +175,78 @@ _FUNCTIONS = {
 }
 
 
+# Float32 agreement is judged against float32's own rounding: ours and the reference, both run in
+# float32, are measured against the reference run in float64, and ours may be off by at most
+# ROUNDING_ALLOWANCE times the reference's own error (per tensor; at least float32's epsilon, for
+# a tensor the reference happens to round exactly). A fixed threshold fails on rounding alone
+# at large sizes (a sum over 4096 keys rounds to several 1e-6). Float64 is held to a fixed bound.
+ROUNDING_ALLOWANCE = 8.0
+FLOAT64_LIMIT = 1e-10
+_FLOAT32_EPSILON = torch.finfo(torch.float32).eps
+
+
+def _results(function, config: AttentionBenchConfig, size: int, queries: int, dtype) -> list:
+    """The output and the gradients of q, k, v and every MLP weight, in float64."""
+    inputs = _build(config, size, queries, fast=True, dtype=dtype)
+    out = function(inputs)
+    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    grads = torch.autograd.grad((out * cotangent).sum(), inputs.leaves())
+    return [t.detach().double() for t in (out, *grads)]
+
+
+def _relative_errors(names: list[str], got: list[Tensor], exact: list[Tensor]) -> dict:
+    """Per tensor, the largest absolute difference over the exact tensor's largest magnitude."""
+    return {
+        name: ((mine - theirs).abs().max() / (theirs.abs().max().clamp(min=1e-300))).item()
+        for name, mine, theirs in zip(names, got, exact, strict=True)
+    }
+
+
 def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
     """Compare ours with the reference: output and every gradient, float32 and float64.
 
     Ours is checked on both CPU paths: with the compiled loops (where a compiler exists) and
-    with plain PyTorch operations; the reported error is the larger of the two.
+    with plain PyTorch operations. Float64: ours within :data:`FLOAT64_LIMIT` (relative) of the
+    reference. Float32: ours and the reference are both measured against the float64 reference;
+    ours passes where its error is at most :data:`ROUNDING_ALLOWANCE` times the float32
+    reference's own (or than float32's epsilon, where that is larger).
     """
+    inputs = _build(config, size, queries, fast=True, dtype=torch.float64)
+    names = ["out", "q", "k", "v"] + [f"mlp.{n}" for n, _ in inputs.box_bias.named_parameters()]
     report: dict = {"compiled_loops": native.available()}
+    exact = _results(_reference, config, size, queries, torch.float64)
     for dtype in (torch.float32, torch.float64):
-        results = []
-        for function in (_reference, _ours, _ours_pytorch):
-            inputs = _build(config, size, queries, fast=True, dtype=dtype)
-            out = function(inputs)
-            cotangent = torch.randn(
-                out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype
-            )
-            grads = torch.autograd.grad((out * cotangent).sum(), inputs.leaves())
-            results.append([out.detach(), *grads])
-        names = ["out", "q", "k", "v"] + [
-            f"mlp.{name}" for name, _ in inputs.box_bias.named_parameters()
-        ]
-        per_path = {}
-        for path, mine_all in (("compiled", results[1]), ("pytorch", results[2])):
-            worst = {}
-            for name, theirs, mine in zip(names, results[0], mine_all, strict=True):
-                scale = theirs.abs().max().item() or 1.0
-                worst[name] = (mine - theirs).abs().max().item() / scale
-            per_path[path] = worst
-        report[str(dtype).replace("torch.", "")] = {
+        reference = exact
+        if dtype == torch.float32:
+            reference = _results(_reference, config, size, queries, dtype)
+        per_path, vs_exact = {}, {}
+        for path, function in (("compiled", _ours), ("pytorch", _ours_pytorch)):
+            mine = _results(function, config, size, queries, dtype)
+            per_path[path] = _relative_errors(names, mine, reference)
+            vs_exact[path] = _relative_errors(names, mine, exact)
+            del mine
+            gc.collect()
+        entry = {
             "max_relative_error": max(max(w.values()) for w in per_path.values()),
             "per_tensor": per_path["compiled"],
             "per_tensor_pytorch": per_path["pytorch"],
         }
-        del results
+        if dtype == torch.float32:
+            own = _relative_errors(names, reference, exact)  # the reference's own rounding
+            allowed = {n: ROUNDING_ALLOWANCE * max(e, _FLOAT32_EPSILON) for n, e in own.items()}
+            worst = {n: max(errors[n] for errors in vs_exact.values()) for n in names}
+            entry.update(
+                reference_vs_float64=own,
+                ours_vs_float64=worst,
+                allowed_vs_float64=allowed,
+                passed=all(worst[n] <= allowed[n] for n in names),
+            )
+        else:
+            entry["passed"] = entry["max_relative_error"] <= FLOAT64_LIMIT
+        report[str(dtype).replace("torch.", "")] = entry
+        del reference
         gc.collect()
-    report["passed"] = report["float32"]["max_relative_error"] <= 1e-5
+    report["passed"] = report["float32"]["passed"] and report["float64"]["passed"]
     return report
 
 
@@ -264,7 +303,7 @@ def run(config: AttentionBenchConfig) -> dict:
             print(
                 f"[bench] {key}: ours vs reference, max relative error float32 "
                 f"{checks[key]['float32']['max_relative_error']:.2e}, float64 "
-                f"{checks[key]['float64']['max_relative_error']:.2e}"
+                f"{checks[key]['float64']['max_relative_error']:.2e}; {_verdict(checks[key])}"
             )
             for mode in MODES:
                 measured = {}
@@ -290,6 +329,17 @@ def run(config: AttentionBenchConfig) -> dict:
     }
     run_dir.write_results(results)
     return results
+
+
+def _verdict(check: dict) -> str:
+    """One line: ours' worst float32 error against float64 relative to what is allowed."""
+    single = check["float32"]
+    margin = max(
+        single["ours_vs_float64"][n] / single["allowed_vs_float64"][n]
+        for n in single["ours_vs_float64"]
+    )
+    state = "passed" if check["passed"] else "FAILED"
+    return f"{state} (float32 error at most {margin:.2f} of its rounding allowance)"
 
 
 def _add_ratios(rows: list[dict], measured: dict) -> None:

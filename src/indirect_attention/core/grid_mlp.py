@@ -16,7 +16,10 @@ On the CPU, for R in {1, 2}, H in {1, 2, 4, 8, 16} and K a multiple of 8 floats 
 compiled loops of :mod:`.native` do the whole computation in one pass per row: the hidden layer
 lives in vector registers, a block of units at a time, and the weight gradients are summed there
 over the row's grid points (several times faster than the chunked PyTorch path, which remains
-for every other case and wherever no compiler is found).
+for every other case and wherever no compiler is found). Both paths sit behind the custom
+operators ``indirect_attention::grid_mlp`` and ``::grid_mlp_backward`` (fake implementations for
+shape propagation, the second as the first's autograd), so ``torch.compile``, ``torch.export``
+and ``torch.jit.trace`` see one operator.
 
 Shapes:
     N rows (any leading dims, flattened), R anchors per row, G grid points, K hidden units,
@@ -32,7 +35,7 @@ from torch import Tensor, nn
 
 from . import native
 
-__all__ = ["grid_mlp", "grid_mlp_reference"]
+__all__ = ["grid_mlp", "grid_mlp_backward_op", "grid_mlp_op", "grid_mlp_reference"]
 
 _CHUNK_ELEMENTS = 2**17  # hidden-layer elements per chunk: 512 KiB in float32, fits in L2
 
@@ -76,68 +79,149 @@ def _log_slope(anchors: Tensor, grid: Tensor, scale: float, log_base: float) -> 
     return torch.where(scaled == 0, torch.zeros_like(slope), slope)  # (C, G, R)
 
 
-class _GridMLP(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, anchors, grid, w1, b1, w2, b2, scale, log_base, chunk):  # type: ignore[override]
-        num_rows, num_points = anchors.shape[0], grid.shape[0]
-        out = anchors.new_empty((num_rows, num_points, w2.shape[0]))  # (N, G, H)
-        library = native.kernels(anchors, grid, w1, b1, w2)
-        fused = library is not None and native.call(
+def _forward_plain(anchors, grid, w1, b1, w2, scale, log_base, chunk, out) -> None:
+    """The chunked PyTorch evaluation, written into ``out`` (N, G, H)."""
+    for start in range(0, anchors.shape[0], chunk):
+        stop = min(start + chunk, anchors.shape[0])
+        offsets = _offsets(anchors[start:stop], grid, scale, log_base).flatten(0, 1)  # (C·G, R)
+        hidden = torch.addmm(b1, offsets, w1.t()).clamp_(min=0)  # (C·G, K)
+        torch.matmul(hidden, w2.t(), out=out[start:stop].view(-1, w2.shape[0]))
+
+
+def _backward_plain(grad_out, anchors, grid, w1, b1, w2, scale, log_base, chunk, grads) -> None:
+    """The chunked PyTorch gradients, written into ``grads`` = (anchors, w1, b1, w2)."""
+    grad_anchors, grad_w1, grad_b1, grad_w2 = grads
+    num_points = grid.shape[0]
+    for start in range(0, anchors.shape[0], chunk):
+        stop = min(start + chunk, anchors.shape[0])
+        rows = anchors[start:stop]
+        offsets = _offsets(rows, grid, scale, log_base).flatten(0, 1)  # (C·G, R)
+        pre = torch.addmm(b1, offsets, w1.t())  # (C·G, K)
+        grad_chunk = grad_out[start:stop].flatten(0, 1)  # (C·G, H)
+        # ReLU's own backward kernel: one pass, no boolean mask tensor
+        grad_pre = torch.ops.aten.threshold_backward(grad_chunk @ w2, pre, 0.0)  # (C·G, K)
+        grad_w2.addmm_(grad_chunk.t(), pre.clamp_(min=0))  # pre is the hidden layer now
+        grad_w1.addmm_(grad_pre.t(), offsets)
+        # Each row's b1 (and, with plain offsets, its anchors: the slope is -scale at every
+        # point) sees the hidden gradient summed over the grid: sum first
+        per_row = grad_pre.view(stop - start, num_points, -1).sum(1)  # (C, K)
+        grad_b1 += per_row.sum(0)
+        if log_base > 0.0:
+            slope = _log_slope(rows, grid, scale, log_base)  # (C, G, R)
+            grad_offsets = (grad_pre @ w1).view_as(slope)  # (C, G, R)
+            grad_anchors[start:stop] = (grad_offsets * slope).sum(1)
+        else:
+            grad_anchors[start:stop] = (per_row @ w1) * -scale  # (C, R)
+
+
+def _library(compiled: bool, anchors: Tensor, w1: Tensor, w2: Tensor):
+    """The compiled library where it is asked for and serves these sizes, else None."""
+    library = native.kernels(anchors, w1, w2) if compiled else None
+    if library is None or not native.mlp_covers(
+        library, anchors.dtype, inputs=w1.shape[1], hidden=w1.shape[0], outputs=w2.shape[0]
+    ):
+        return None
+    return library
+
+
+@torch.library.custom_op("indirect_attention::grid_mlp", mutates_args=())
+def grid_mlp_op(
+    anchors: Tensor,
+    grid: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    scale: float,
+    log_base: float,
+    chunk: int,
+    compiled: bool,
+) -> Tensor:
+    """``w2 relu(w1 code((grid - anchors) * scale) + b1)``, no output bias (a custom operator).
+
+    Runs the compiled loops where ``compiled`` and they serve the sizes, else the chunked PyTorch
+    path; the two agree to round-off. ``compiled`` is decided by the caller
+    (:func:`native.serves`) so that the backward pass takes the forward pass's path.
+
+    Shapes:
+        anchors (N, R), grid (G,), w1 (K, R), b1 (K,), w2 (H, K) -> (N, G, H)
+    """
+    anchors, grid = anchors.contiguous(), grid.contiguous()
+    w1, b1, w2 = w1.contiguous(), b1.contiguous(), w2.contiguous()
+    num_rows, num_points = anchors.shape[0], grid.shape[0]
+    out = anchors.new_empty((num_rows, num_points, w2.shape[0]))  # (N, G, H)
+    library = _library(compiled, anchors, w1, w2)
+    if library is None:
+        _forward_plain(anchors, grid, w1, b1, w2, scale, log_base, chunk, out)
+    else:
+        native.call(
             library, "mlp_forward", anchors.dtype,
             anchors, num_rows, anchors.shape[1], grid, num_points,
-            w1.contiguous(), b1, w2.contiguous(), w1.shape[0], w2.shape[0], scale, log_base, out,
+            w1, b1, w2, w1.shape[0], w2.shape[0], scale, log_base, out,
         )  # fmt: skip
-        if not fused:
-            for start in range(0, num_rows, chunk):
-                stop = min(start + chunk, num_rows)
-                offsets = _offsets(anchors[start:stop], grid, scale, log_base).flatten(0, 1)
-                hidden = torch.addmm(b1, offsets, w1.t()).clamp_(min=0)  # (C·G, K)
-                torch.matmul(hidden, w2.t(), out=out[start:stop].view(-1, w2.shape[0]))
-        if b2 is not None:
-            out += b2
-        ctx.save_for_backward(anchors, grid, w1, b1, w2)
-        ctx.scale, ctx.log_base, ctx.chunk, ctx.has_b2 = scale, log_base, chunk, b2 is not None
-        ctx.library = library  # the backward pass takes the path the forward pass took
-        return out
+    return out
 
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        anchors, grid, w1, b1, w2 = ctx.saved_tensors
-        grad_anchors = torch.empty_like(anchors)  # (N, R)
-        grad_w1, grad_b1 = torch.zeros_like(w1), torch.zeros_like(b1)
-        grad_w2 = torch.zeros_like(w2)
-        num_points = grid.shape[0]
-        grad_out = grad_out.contiguous()
-        grad_b2 = grad_out.sum((0, 1)) if ctx.has_b2 else None
-        library = ctx.library if grad_out.dtype == anchors.dtype else None
-        if library is not None and native.call(
+
+@grid_mlp_op.register_fake
+def _grid_mlp_fake(anchors, grid, w1, b1, w2, scale, log_base, chunk, compiled):
+    return anchors.new_empty((anchors.shape[0], grid.shape[0], w2.shape[0]))  # (N, G, H)
+
+
+@torch.library.custom_op("indirect_attention::grid_mlp_backward", mutates_args=())
+def grid_mlp_backward_op(
+    grad_out: Tensor,
+    anchors: Tensor,
+    grid: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    scale: float,
+    log_base: float,
+    chunk: int,
+    compiled: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of :func:`grid_mlp_op` for anchors, w1, b1 and w2 (the compiled loops recompute
+    the hidden layer per row instead of storing it; the PyTorch path per chunk of rows).
+
+    Shapes:
+        grad_out (N, G, H) -> (N, R), (K, R), (K,), (H, K)
+    """
+    grad_out = grad_out.to(anchors.dtype).contiguous()
+    anchors, grid = anchors.contiguous(), grid.contiguous()
+    w1, b1, w2 = w1.contiguous(), b1.contiguous(), w2.contiguous()
+    grads = (torch.empty_like(anchors), torch.zeros_like(w1), torch.zeros_like(b1),
+             torch.zeros_like(w2))  # fmt: skip
+    library = _library(compiled, anchors, w1, w2)
+    if library is None:
+        _backward_plain(grad_out, anchors, grid, w1, b1, w2, scale, log_base, chunk, grads)
+    else:
+        native.call(
             library, "mlp_backward", anchors.dtype,
-            grad_out, anchors, anchors.shape[0], anchors.shape[1], grid, num_points,
-            w1.contiguous(), b1, w2.contiguous(), w1.shape[0], w2.shape[0], ctx.scale,
-            ctx.log_base, grad_anchors, grad_w1, grad_b1, grad_w2,
-        ):  # fmt: skip
-            return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
-        for start in range(0, anchors.shape[0], ctx.chunk):
-            stop = min(start + ctx.chunk, anchors.shape[0])
-            rows = anchors[start:stop]
-            offsets = _offsets(rows, grid, ctx.scale, ctx.log_base).flatten(0, 1)  # (C·G, R)
-            pre = torch.addmm(b1, offsets, w1.t())  # (C·G, K)
-            grad_chunk = grad_out[start:stop].flatten(0, 1)  # (C·G, H)
-            # ReLU's own backward kernel: one pass, no boolean mask tensor
-            grad_pre = torch.ops.aten.threshold_backward(grad_chunk @ w2, pre, 0.0)  # (C·G, K)
-            grad_w2.addmm_(grad_chunk.t(), pre.clamp_(min=0))  # pre is the hidden layer now
-            grad_w1.addmm_(grad_pre.t(), offsets)
-            # Each row's b1 (and, with plain offsets, its anchors: the slope is -scale at every
-            # point) sees the hidden gradient summed over the grid: sum first
-            per_row = grad_pre.view(stop - start, num_points, -1).sum(1)  # (C, K)
-            grad_b1 += per_row.sum(0)
-            if ctx.log_base > 0.0:
-                slope = _log_slope(rows, grid, ctx.scale, ctx.log_base)  # (C, G, R)
-                grad_offsets = (grad_pre @ w1).view_as(slope)  # (C, G, R)
-                grad_anchors[start:stop] = (grad_offsets * slope).sum(1)
-            else:
-                grad_anchors[start:stop] = (per_row @ w1) * -ctx.scale  # (C, R)
-        return grad_anchors, None, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
+            grad_out, anchors, anchors.shape[0], anchors.shape[1], grid, grid.shape[0],
+            w1, b1, w2, w1.shape[0], w2.shape[0], scale, log_base, *grads,
+        )  # fmt: skip
+    return grads
+
+
+@grid_mlp_backward_op.register_fake
+def _grid_mlp_backward_fake(grad_out, anchors, grid, w1, b1, w2, scale, log_base, chunk, compiled):
+    return tuple(t.new_empty(t.shape) for t in (anchors, w1, b1, w2))  # contiguous, as computed
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    anchors, grid, w1, b1, w2, scale, log_base, chunk, compiled = inputs
+    ctx.save_for_backward(anchors, grid, w1, b1, w2)
+    ctx.settings = (scale, log_base, chunk, compiled)
+
+
+def _backward(ctx, grad_out):
+    anchors, grid, w1, b1, w2 = ctx.saved_tensors
+    grad_anchors, grad_w1, grad_b1, grad_w2 = grid_mlp_backward_op(
+        grad_out, anchors, grid, w1, b1, w2, *ctx.settings
+    )
+    return grad_anchors, None, grad_w1, grad_b1, grad_w2, None, None, None, None
+
+
+grid_mlp_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def grid_mlp(
@@ -181,15 +265,18 @@ def grid_mlp(
     leading = anchors.shape[:-1]
     flat = anchors.reshape(-1, anchors.shape[-1]).contiguous()  # (N, R)
     chunk = max(1, _CHUNK_ELEMENTS // max(1, grid.shape[0] * first.out_features))
-    out = _GridMLP.apply(
+    grid = grid.detach().to(flat.dtype).contiguous()  # (G,)
+    out = grid_mlp_op(
         flat,
-        grid.detach().to(flat.dtype).contiguous(),
+        grid,
         first.weight,
         first.bias,
         second.weight,
-        second.bias,
         float(scale),
         _log_base(scale, log_offsets),
         chunk,
+        native.serves(flat, grid, first.weight, second.weight),
     )  # (N, G, H)
+    if second.bias is not None:
+        out = out + second.bias
     return out.reshape(*leading, grid.shape[0], second.out_features)  # (..., G, H)

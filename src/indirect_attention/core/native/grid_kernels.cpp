@@ -505,48 +505,70 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
 
 }  // namespace
 
+// Status codes of every exported function: 0 done, 1 sizes the compiled MLP does not cover
+// (the caller asks ia_mlp_covers first, so 1 is a caller's bug), 2 an exception (out of memory);
+// an exception must not cross the C boundary into Python.
 #define IA_EXPORT extern "C" __attribute__((visibility("default")))
+#define IA_GUARD(body)     \
+  try {                    \
+    body                   \
+  } catch (...) {          \
+    return 2;              \
+  }
+
+// Whether the compiled MLP serves R anchors, K hidden units and H outputs of type T.
+template <typename T>
+int mlp_covers(int64_t R, int64_t K, int64_t H) {
+  const bool heads = H == 1 || H == 2 || H == 4 || H == 8 || H == 16;
+  return (R == 1 || R == 2) && heads && K > 0 && K % (kVectorBytes / int64_t(sizeof(T))) == 0;
+}
 
 #define IA_DEFINE(T, SUFFIX)                                                                    \
+  IA_EXPORT int ia_mlp_covers_##SUFFIX(int64_t R, int64_t K, int64_t H) {                       \
+    return mlp_covers<T>(R, K, H);                                                              \
+  }                                                                                             \
   IA_EXPORT int ia_mlp_forward_##SUFFIX(const T* anchors, int64_t N, int64_t R, const T* grid,  \
                                         int64_t G, const T* w1, const T* b1, const T* w2,       \
                                         int64_t K, int64_t H, double scale, double log_base,    \
                                         T* out, int threads) {                                  \
-    return mlp_forward_any<T>(anchors, N, R, grid, G, w1, b1, w2, K, H,                         \
-                              OffsetCode<T>{T(scale), T(log_base)}, out, threads);              \
+    IA_GUARD(return mlp_forward_any<T>(anchors, N, R, grid, G, w1, b1, w2, K, H,                \
+                                       OffsetCode<T>{T(scale), T(log_base)}, out, threads);)    \
   }                                                                                             \
   IA_EXPORT int ia_mlp_backward_##SUFFIX(                                                       \
       const T* grad_out, const T* anchors, int64_t N, int64_t R, const T* grid, int64_t G,      \
       const T* w1, const T* b1, const T* w2, int64_t K, int64_t H, double scale,                \
       double log_base, T* grad_anchors, T* grad_w1, T* grad_b1, T* grad_w2, int threads) {      \
-    return mlp_backward_any<T>(grad_out, anchors, N, R, grid, G, w1, b1, w2, K, H,              \
-                               OffsetCode<T>{T(scale), T(log_base)}, grad_anchors, grad_w1,     \
-                               grad_b1, grad_w2, threads);                                      \
+    IA_GUARD(return mlp_backward_any<T>(grad_out, anchors, N, R, grid, G, w1, b1, w2, K, H,     \
+                                        OffsetCode<T>{T(scale), T(log_base)}, grad_anchors,     \
+                                        grad_w1, grad_b1, grad_w2, threads);)                   \
   }                                                                                             \
   IA_EXPORT int ia_softmax_forward_##SUFFIX(T* logits, const T* rows, const T* cols,           \
                                             const T* mask, int64_t BH, int64_t heads,           \
                                             int64_t C, int64_t Lq, int64_t start, int64_t hgt,  \
                                             int64_t wid, T* lse, T* inverse, int threads) {     \
-    softmax_forward<T>(logits, rows, cols, mask, ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, \
-                       lse, inverse, threads);                                                  \
-    return 0;                                                                                   \
+    IA_GUARD(softmax_forward<T>(logits, rows, cols, mask,                                       \
+                                ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, lse, inverse,   \
+                                threads);                                                       \
+             return 0;)                                                                         \
   }                                                                                             \
   IA_EXPORT int ia_softmax_recompute_##SUFFIX(T* logits, const T* rows, const T* cols,         \
                                                const T* mask, int64_t BH, int64_t heads,        \
                                                int64_t C, int64_t Lq, int64_t start,            \
                                                int64_t hgt, int64_t wid, const T* lse,          \
                                                int threads) {                                   \
-    softmax_recompute<T>(logits, rows, cols, mask,                                              \
-                         ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, lse, threads);         \
-    return 0;                                                                                   \
+    IA_GUARD(softmax_recompute<T>(logits, rows, cols, mask,                                     \
+                                  ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, lse,          \
+                                  threads);                                                     \
+             return 0;)                                                                         \
   }                                                                                             \
   IA_EXPORT int ia_softmax_backward_##SUFFIX(T* grad, const T* probs, const T* delta,          \
                                               int64_t BH, int64_t heads, int64_t C, int64_t Lq, \
                                               int64_t start, int64_t hgt, int64_t wid,          \
                                               T* grad_rows, T* grad_cols, int threads) {        \
-    softmax_backward<T>(grad, probs, delta, ChunkLayout{BH, heads, C, Lq, start, hgt, wid},     \
-                        grad_rows, grad_cols, threads);                                         \
-    return 0;                                                                                   \
+    IA_GUARD(softmax_backward<T>(grad, probs, delta,                                            \
+                                 ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, grad_rows,     \
+                                 grad_cols, threads);                                           \
+             return 0;)                                                                         \
   }
 
 IA_DEFINE(float, f32)
