@@ -105,15 +105,28 @@ def test_scaling_part_sweeps_width_and_depth_on_paired_seeds(tmp_path):
 
 
 def test_sort_part_runs_both_value_settings_and_ablations_on_the_same_seeds(tmp_path):
-    settings = dataclasses.replace(TINY, synthetic_seeds=2)
+    settings = dataclasses.replace(
+        TINY, synthetic_seeds=2, synthetic_models_with_positions=("indirect", "cross")
+    )
     config = dataclasses.replace(_config(tmp_path), settings=settings)
     synthetic_parts.synthetic("sort")(config, RunDir(tmp_path / "sort"))
-    for root, flag in ((tmp_path / "sort", False), (tmp_path / "sort" / "value-positions", True)):
-        main, ablations = _read(root / "results.json"), _read(root / "ablations" / "results.json")
-        assert main["value_positions"] is flag and ablations["value_positions"] is flag
-        for record in [*main["models"].values(), *ablations["models"].values()]:
-            assert [r["seed"] for r in record["per_seed"]] == [0, 1]
-        assert (root / "figure2.png").exists()
+    headline = tmp_path / "sort"
+    main, ablations = (
+        _read(headline / "results.json"),
+        _read(headline / "ablations" / "results.json"),
+    )
+    assert main["value_positions"] is False and ablations["value_positions"] is False
+    assert tuple(main["models"]) == synthetic_parts.MODELS
+    assert tuple(ablations["models"]) == synthetic_parts.ABLATIONS
+    for record in [*main["models"].values(), *ablations["models"].values()]:
+        assert [r["seed"] for r in record["per_seed"]] == [0, 1]  # paired with the ablations
+    # the other setting: only the models the profile names, no ablation among them
+    other = _read(headline / "value-positions" / "results.json")
+    assert other["value_positions"] is True and tuple(other["models"]) == ("indirect", "cross")
+    assert not (headline / "value-positions" / "ablations").exists()
+    assert (headline / "figure2.png").exists() and (
+        headline / "value-positions" / "figure2.png"
+    ).exists()
 
 
 def test_a_part_killed_midway_keeps_its_finished_runs(tmp_path, monkeypatch):

@@ -72,7 +72,7 @@ def draw_lookup(root: Path, out: Path) -> Path:
         axis.axhline(10, color="black", lw=0.6, ls=":")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("final test accuracy (%); chance = 10")
-    axes[-1].legend(fontsize=8)
+    axes[0].legend(fontsize=8)  # the headline panel has every model
     figure.suptitle("Marked lookup: relevance in one sequence, content in the other")
     figure.tight_layout()
     figure.savefig(out, dpi=110)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..theory.verdicts import make_verdicts
 from .rows import (
     CHECK,
     CONFIRMED,
@@ -86,12 +87,17 @@ _THEORY_NOTES = {
 def theory_claims(part_dir: Path) -> list[Claim]:
     """§3-4 and Figure 1: the theory part's verdicts, each against its Monte Carlo evidence.
 
-    Every verdict is a check (the closed forms, Lemmas 1-2, the multi-head remark, the Xavier
+    The verdicts are recomputed from the recorded Monte Carlo rows with the current rules
+    (:func:`indirect_attention.theory.make_verdicts`), so a report written later never shows
+    verdicts of older rules. Every verdict is a check (the closed forms, Lemmas 1-2, the multi-head remark, the Xavier
     question) except "the SNR under misalignment falls as d grows", a paper claim (§4).
     """
     results = read_json(part_dir / "results.json")
+    verdicts = results["verdicts"]
+    if all(key in results for key in ("additive", "misaligned", "multi_head")):
+        verdicts = make_verdicts(results)  # today's rules on the recorded Monte Carlo rows
     rows = []
-    for name, item in results["verdicts"].items():
+    for name, item in verdicts.items():
         kind = PAPER if name in _PAPER_THEORY else CHECK
         words = _AS_PAPER if kind == PAPER else _AS_CHECK
         word = item["verdict"]

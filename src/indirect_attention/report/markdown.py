@@ -130,7 +130,9 @@ def headline_markdown(
         "Every verdict is computed from the run records by the rule given in the report. A model "
         "comparison is the paired per-seed difference with its 95% t interval: confirmed or "
         "contradicted only when the interval excludes 0, otherwise inconclusive, with the number "
-        "of seeds that would decide at the measured spread.",
+        "of seeds that would decide at the measured spread. The intervals are not corrected for "
+        "multiplicity: among many rows with no true difference about 1 in 20 would still exclude "
+        "0, so a verdict whose interval ends near 0 is weak evidence on its own.",
     ]
     if hidden:
         lines[-1] += f" {hidden} more rows (the other value setting) are in the parts' sections."
