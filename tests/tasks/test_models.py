@@ -3,15 +3,16 @@
 import pytest
 import torch
 
-from indirect_attention.tasks import KINDS, ModelConfig, retrieval, sorting
+from indirect_attention.tasks import KINDS, ModelConfig, experiment, retrieval, sorting
 from indirect_attention.training import (
     build_adamw,
     classification_step,
     evaluate,
     isolated_rng,
     make_generator,
-    train_epoch,
 )
+from indirect_attention.training.engine import EpochState, train_one_epoch
+from indirect_attention.training.precision import grad_scaler
 
 TINY = ModelConfig(dim=32, num_heads=2, num_layers=2, ffn_dim=64, dropout=0.0)
 
@@ -77,11 +78,21 @@ def test_tiny_model_overfits_32_examples(kind, module):
     with isolated_rng(0):
         model = module.build_model(kind, config, TINY)
     optimizer = build_adamw(model, lr=3e-3, weight_decay=0.0)
-    for _ in range(150):
-        stats = train_epoch(
-            model, data, _step, optimizer, batch_size=32, generator=make_generator(0)
+    state = EpochState(epoch=0, step=0)
+    for _ in range(15):  # through the engine every task and the detector train with
+        train_one_epoch(
+            model,
+            optimizer,
+            grad_scaler("32", "cpu"),
+            [data] * 10,
+            state,
+            forward=experiment._forward,
+            loss=experiment._loss,
+            clip=None,
+            precision="32",
+            device=torch.device("cpu"),
         )
-        if stats.accuracy == 1.0:
+        if evaluate(model, data, _step).accuracy == 1.0:
             break
     fitted = evaluate(model, data, _step)
     assert fitted.accuracy >= 0.95, f"{kind} reached only {fitted.accuracy:.2f} on 32 examples"

@@ -1,4 +1,5 @@
-"""The task-agnostic loop: minibatches cover the data, an epoch trains, evaluation restores mode."""
+"""The task-agnostic loop: minibatches cover the data, the engine trains on them, evaluation restores
+mode."""
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from indirect_attention.training import (
     evaluate,
     iterate_minibatches,
     make_generator,
-    train_epoch,
+    take,
 )
 
 
@@ -33,7 +34,10 @@ def test_classification_step_counts():
         classification_step(logits, labels[:, :1])
 
 
-def test_train_epoch_learns_a_linear_problem_and_evaluate_keeps_mode():
+def test_engine_learns_a_linear_problem_on_these_minibatches_and_evaluate_keeps_mode():
+    from indirect_attention.training.engine import EpochState, train_one_epoch
+    from indirect_attention.training.precision import grad_scaler
+
     gen = make_generator(0)
     x = torch.randn(256, 4, generator=gen)
     data = {"x": x, "y": (x[:, 0] > 0).long()}
@@ -45,11 +49,22 @@ def test_train_epoch_learns_a_linear_problem_and_evaluate_keeps_mode():
 
     optimizer = build_adamw(model, lr=0.05, weight_decay=0.0)
     first = evaluate(model, data, step)
+    state = EpochState(epoch=0, step=0)
     for _ in range(20):
-        stats = train_epoch(
-            model, data, step, optimizer, batch_size=32, generator=gen, clip_norm=1.0
+        order = iterate_minibatches(256, 32, generator=gen)
+        train_one_epoch(
+            model,
+            optimizer,
+            grad_scaler("32", "cpu"),
+            (take(data, index) for index in order),
+            state,
+            forward=lambda m, batch: m(batch["x"]),
+            loss=lambda logits, batch: {"loss": nn.functional.cross_entropy(logits, batch["y"])},
+            clip=1.0,
+            precision="32",
+            device=torch.device("cpu"),
         )
-    assert stats.count == 256
+    assert state.step == 20 * 8  # every minibatch of every pass
     model.train()
     final = evaluate(model, data, step)
     assert model.training

@@ -33,6 +33,14 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _save(figure: plt.Figure, out: Path, title: str) -> Path:
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
 def _color(model: str) -> str:
     return COLORS.get(model, "tab:gray")
 
@@ -73,18 +81,16 @@ def draw_lookup(root: Path, out: Path) -> Path:
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("final test accuracy (%); chance = 10")
     axes[0].legend(fontsize=8)  # the headline panel has every model
-    figure.suptitle("Marked lookup: relevance in one sequence, content in the other")
-    figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return _save(figure, out, "Marked lookup: relevance in one sequence, content in the other")
 
 
 def draw_references(path: Path, out: Path) -> Path:
     """Mean distance (positions) from each layer's references to m + s, headline setting."""
     rows = [r for r in _read(path)["rows"] if not r["value_positions"]]
     models = sorted({r["model"] for r in rows})
-    figure, axes = plt.subplots(1, max(len(models), 1), figsize=(4 * max(len(models), 1), 3.6))
+    figure, axes = plt.subplots(
+        1, max(len(models), 1), figsize=(4 * max(len(models), 1), 3.6), sharey=True
+    )
     axes = [axes] if len(models) <= 1 else list(axes)
     for axis, model in zip(axes, models, strict=False):
         by_offset: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -99,16 +105,17 @@ def draw_references(path: Path, out: Path) -> Path:
                 marker="o",
                 label=f"s = {offset}",
             )
+        axis.axhline(0.5, color="black", lw=0.8, ls="--", label="at m + s (< 0.5)")
         axis.set_title(model, fontsize=10)
         axis.set_xlabel("layer (0 = P^0)")
+        axis.set_xticks(sorted({row["layer"] for row in rows}))
+        axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     axes[0].set_ylabel("mean |reference - (m + s)| (positions)")
-    figure.suptitle("Do the references move to the read position? (values without positions)")
-    figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return _save(
+        figure, out, "Do the references move to the read position? (values without positions)"
+    )
 
 
 def draw_scaling(path: Path, out: Path) -> Path:
@@ -139,8 +146,6 @@ def draw_scaling(path: Path, out: Path) -> Path:
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("final test accuracy (%)")
     axes[-1].legend(fontsize=8)
-    figure.suptitle(f"Lookup (offset {record['offset']}), values without positions: width, depth")
-    figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return _save(
+        figure, out, f"Lookup (offset {record['offset']}), values without positions: width, depth"
+    )

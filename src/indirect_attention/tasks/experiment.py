@@ -25,10 +25,13 @@ from ..training import (
     classification_step,
     evaluate,
     isolated_rng,
+    iterate_minibatches,
     make_generator,
-    train_epoch,
-    warmup_cosine,
+    take,
+    warmup_cosine_factor,
 )
+from ..training.engine import EpochState, StepResult, train_one_epoch
+from ..training.precision import grad_scaler
 from . import lookup, retrieval, sorting
 from .models import KINDS, ModelConfig, TwoSequenceModel
 from .pairs import SequencePairs
@@ -118,6 +121,16 @@ def _step(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, i
     return classification_step(model(batch["conditioning"], batch["content"]), batch["labels"])
 
 
+def _forward(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    return model(batch["conditioning"], batch["content"])
+
+
+def _loss(logits: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The engine's losses: the mean cross-entropy, and the counts behind the accuracy."""
+    loss, correct, count = classification_step(logits, batch["labels"])
+    return {"loss": loss, "correct": correct.detach().float(), "count": torch.tensor(float(count))}
+
+
 def train_one(
     model: TwoSequenceModel,
     train: SequencePairs,
@@ -128,40 +141,63 @@ def train_one(
     lr: float,
     on_epoch: Any = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` for ``config.epochs``; return one metrics row per epoch.
+    """Train ``model`` for ``config.epochs`` with the shared engine; one metrics row per epoch.
 
-    ``on_epoch(row)`` is called after each epoch (e.g. to log and advance a progress bar).
+    Each step goes through :func:`indirect_attention.training.train_one_epoch` (the engine the
+    detector trains with): a per-step warm-up + cosine learning rate, clipping, and a skipped
+    step on a non-finite loss. ``on_epoch(row)`` is called after each epoch (e.g. to log and
+    advance a progress bar).
     """
     optimizer = build_adamw(model, lr=lr, weight_decay=config.weight_decay)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     steps_per_epoch = -(-len(train) // config.batch_size)
-    scheduler = warmup_cosine(
-        optimizer,
-        warmup_steps=config.warmup_epochs * steps_per_epoch,
-        total_steps=config.epochs * steps_per_epoch,
-    )
+    warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
+    device = next(model.parameters()).device
+    scaler = grad_scaler("32", device)
     batches = make_generator(seed + 1)
     train_data, test_data = train.as_dict(), test.as_dict()
-    rows = []
+    rows, step = [], 0
     for epoch in range(1, config.epochs + 1):
-        fit = train_epoch(
+        model.train()
+        start = time.perf_counter()
+        sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+
+        def tally(_: EpochState, result: StepResult, sums: dict[str, float] = sums) -> None:
+            # weighted by the batch size, as the epoch's mean over examples
+            sums["loss"] += result.losses["loss"] * result.losses["count"]
+            sums["correct"] += result.losses["correct"]
+            sums["count"] += result.losses["count"]
+
+        order = iterate_minibatches(len(train), config.batch_size, generator=batches)
+        state = train_one_epoch(
             model,
-            train_data,
-            _step,
             optimizer,
-            batch_size=config.batch_size,
-            generator=batches,
-            scheduler=scheduler,
-            clip_norm=config.clip_norm,
+            scaler,
+            (take(train_data, index) for index in order),
+            EpochState(epoch=epoch - 1, step=step),
+            forward=_forward,
+            loss=_loss,
+            clip=config.clip_norm,
+            precision="32",
+            device=device,
+            lr_factor=lambda step, _: warmup_cosine_factor(
+                step, warmup_steps=warmup, total_steps=total
+            ),
+            base_lrs=base_lrs,
+            after_step=tally,
         )
+        step = state.step
+        seconds = time.perf_counter() - start
         check = evaluate(model, test_data, _step)
         row = {
             "epoch": epoch,
-            "train_loss": fit.loss,
-            "train_acc": fit.accuracy,
+            "train_loss": sums["loss"] / sums["count"],
+            "train_acc": sums["correct"] / sums["count"],
             "test_loss": check.loss,
             "test_acc": check.accuracy,
-            "seconds": fit.seconds + check.seconds,
-            "train_seconds": fit.seconds,
+            "seconds": seconds + check.seconds,
+            "train_seconds": seconds,
+            "skipped_steps": state.skipped,
         }
         rows.append(row)
         if on_epoch is not None:

@@ -32,7 +32,7 @@ class SequencePairs:
         return self.content.shape[0]
 
     def as_dict(self) -> dict[str, Tensor]:
-        """The tensors by name, for :func:`indirect_attention.training.train_epoch`."""
+        """The tensors by name, for :func:`indirect_attention.training.take`."""
         return {"conditioning": self.conditioning, "content": self.content, "labels": self.labels}
 
 

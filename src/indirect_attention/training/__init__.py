@@ -7,9 +7,8 @@ from .loop import (
     evaluate,
     iterate_minibatches,
     take,
-    train_epoch,
 )
-from .optim import build_adamw, param_groups, warmup_cosine, warmup_cosine_factor
+from .optim import build_adamw, param_groups, warmup_cosine_factor
 from .records import RunDir, atomic_write_bytes, atomic_write_text, read_jsonl
 from .seeding import isolated_rng, make_generator, seed_everything
 
@@ -29,7 +28,5 @@ __all__ = [
     "read_jsonl",
     "seed_everything",
     "take",
-    "train_epoch",
-    "warmup_cosine",
     "warmup_cosine_factor",
 ]

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
 __all__ = [
     "EpochStats",
@@ -26,7 +24,6 @@ __all__ = [
     "evaluate",
     "iterate_minibatches",
     "take",
-    "train_epoch",
 ]
 
 StepFn = Callable[[nn.Module, dict[str, Tensor]], tuple[Tensor, Tensor, int]]
@@ -97,39 +94,6 @@ def classification_step(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor,
     loss = F.cross_entropy(flat, target)
     correct = (flat.argmax(dim=-1) == target).sum()
     return loss, correct, target.numel()
-
-
-def train_epoch(
-    model: nn.Module,
-    data: Mapping[str, Tensor],
-    step_fn: StepFn,
-    optimizer: Optimizer,
-    *,
-    batch_size: int,
-    generator: torch.Generator | None = None,
-    scheduler: LRScheduler | None = None,
-    clip_norm: float | None = None,
-) -> EpochStats:
-    """One shuffled pass of training; accuracy is measured on the training batches, in train mode.
-
-    The scheduler, if any, steps once per optimizer step; gradients are clipped to ``clip_norm``.
-    """
-    model.train()
-    start = time.perf_counter()
-    total_loss, total_correct, total = 0.0, 0, 0
-    for index in iterate_minibatches(_num_items(data), batch_size, generator=generator):
-        loss, correct, count = step_fn(model, take(data, index))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        total_loss += float(loss.detach()) * count
-        total_correct += int(correct)
-        total += count
-    return EpochStats(total_loss / total, total_correct / total, time.perf_counter() - start, total)
 
 
 @torch.no_grad()

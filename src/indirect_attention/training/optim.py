@@ -9,10 +9,9 @@ from __future__ import annotations
 import math
 
 from torch import nn
-from torch.optim import AdamW, Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim import AdamW
 
-__all__ = ["build_adamw", "param_groups", "warmup_cosine", "warmup_cosine_factor"]
+__all__ = ["build_adamw", "param_groups", "warmup_cosine_factor"]
 
 
 def param_groups(model: nn.Module, *, weight_decay: float) -> list[dict]:
@@ -60,15 +59,3 @@ def warmup_cosine_factor(
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def warmup_cosine(
-    optimizer: Optimizer, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
-) -> LambdaLR:
-    """A per-step scheduler applying :func:`warmup_cosine_factor`."""
-    return LambdaLR(
-        optimizer,
-        lambda step: warmup_cosine_factor(
-            step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio
-        ),
-    )
