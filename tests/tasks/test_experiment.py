@@ -70,3 +70,25 @@ def test_cli_rejects_unknown_model(tmp_path, capsys):
     )
     assert code == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_cli_lookup_without_value_positions_records_curves_and_references(tmp_path):
+    out = tmp_path / "lookup"
+    argv = ["synthetic", "--task", "lookup", "--offset", "2", "--no-value-positions"]
+    argv += ["--models", "indirect,indirect-pointer,naive", "--seeds", "1", "--epochs", "2"]
+    argv += ["--num-train", "64", "--num-test", "32", "--dim", "16", "--layers", "2"]
+    argv += ["--heads", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert results["value_positions"] is False and config["model"]["value_positions"] is False
+    metrics = read_jsonl(out / "metrics.jsonl")
+    for name, summary in results["models"].items():
+        curve = [row["test_acc"] for row in metrics if row["model"] == name]
+        assert summary["per_seed"][0]["curve"] == curve  # the curve is the logged test accuracy
+    references = json.loads((out / "references.json").read_text())
+    assert references["offset"] == 2
+    # one row per model with references and per layer (P^0 included); naive keeps none
+    assert sorted({(r["model"], r["layer"]) for r in references["rows"]}) == [
+        (model, layer) for model in ("indirect", "indirect-pointer") for layer in range(3)
+    ]
