@@ -35,6 +35,8 @@ TINY = reproduce.ProfileSettings(
     scaling_dims=(8, 16),
     scaling_depths=(1, 2),
     scaling_seeds=2,
+    scaling_epochs=1,
+    scaling_train=64,
 )
 
 
