@@ -10,7 +10,14 @@ from torch import Tensor, nn
 
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 
-TINY = {"dim": 32, "heads": 2, "layers": 2, "ffn_dim": 64, "num_queries": 5, "bias_hidden": 16}
+TINY = {
+    "dim": 32,
+    "num_heads": 2,
+    "num_layers": 2,
+    "ffn_dim": 64,
+    "num_queries": 5,
+    "bias_hidden": 16,
+}
 
 
 class _Predictions(nn.Module):
