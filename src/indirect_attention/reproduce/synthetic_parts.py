@@ -171,9 +171,9 @@ def lookup(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
         offset=settings.lookup_tuning_offset,
         model=_model(base.model, value_positions=False),
     )
-    record = tune(tuning, LOOKUP_MODELS, settings.lr_grid, run_dir.root / "tuning")
-    run_dir.write_json("tuning.json", record)
-    lrs = record["chosen"]
+    tuned = tune(tuning, LOOKUP_MODELS, settings.lr_grid, run_dir.root / "tuning")
+    run_dir.write_json("tuning.json", tuned)
+    lrs = tuned["chosen"]
     references, summary = [], {}
     # The headline setting first, every offset; then the setting with value position codes.
     for value_positions in (False, True):
@@ -197,8 +197,8 @@ def lookup(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
                     out=str(folder),
                 )
             )
-            record = json.loads((folder / "references.json").read_text(encoding="utf-8"))
-            for row in record["rows"]:
+            layers = json.loads((folder / "references.json").read_text(encoding="utf-8"))
+            for row in layers["rows"]:
                 references.append({"value_positions": value_positions, "offset": offset, **row})
             summary[f"{folder.relative_to(run_dir.root)}"] = {
                 name: m["final_test_acc_mean"] for name, m in results["models"].items()

@@ -117,12 +117,12 @@ def _task(config: SyntheticConfig) -> tuple[Any, Any]:
     raise ValueError(f"task must be one of {TASKS}, got {config.task!r}")
 
 
-def _step(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int]:
-    return classification_step(model(batch["conditioning"], batch["content"]), batch["labels"])
-
-
 def _forward(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     return model(batch["conditioning"], batch["content"])
+
+
+def _step(model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, int]:
+    return classification_step(_forward(model, batch), batch["labels"])
 
 
 def _loss(logits: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
