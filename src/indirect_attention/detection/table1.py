@@ -114,7 +114,8 @@ def run(config: Table1Config) -> dict:
     thread count); the table is then assembled from their run directories.
     """
     root = Path(config.out)
-    runs = [(kind, seed) for kind in config.kinds for seed in range(config.seeds)]
+    # seed-major: a stopped table holds whole seeds, every kind paired on them
+    runs = [(kind, seed) for seed in range(config.seeds) for kind in config.kinds]
     if config.jobs > 1:
         for seed in range(config.seeds):  # once here, not once per worker
             prepare_caches(replace(config.train, seed=seed))
