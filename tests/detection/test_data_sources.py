@@ -39,7 +39,9 @@ def test_emoji_source_sizes_and_pairs() -> None:
         boxes = [o.box for o in pairs.ground_truth[e].objects]
         assert boxes == [tuple(b) for b in eval_set.boxes[e].tolist()]
         everything = torch.cat([eval_set.boxes[e], eval_set.others[e]]).tolist()
-        assert pairs.objects[e] == [tuple(b) for b in everything]
+        assert [o.box for o in pairs.objects[e]] == [tuple(b) for b in everything]
+        classes = [right.category] * len(eval_set.boxes[e]) + list(eval_set.other_classes[e])
+        assert [o.category for o in pairs.objects[e]] == classes
     assert EmojiSource().eval_pairs("val", count=1, draws=1, seed=0) is not None
     with pytest.raises(ValueError, match="unknown split 'train'"):
         EmojiSource().eval_pairs("train", count=1, draws=1, seed=0)
@@ -100,4 +102,4 @@ def test_worked_example_folder_source_trains_and_evaluates(
     assert main([*argv, "--out", str(tmp_path / "eval")]) == 0
     result = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert result["draws"] == 2 and result["split"] == "unseen"
-    assert 0.0 < result["chance_floor"] <= 1.0
+    assert 0.0 < result["oracle_boxes"] <= 1.0

@@ -52,7 +52,8 @@ def table(margins: dict[str, list[float]], ap50: float = 0.6) -> dict:
     seeds = max(len(runs) for runs in margins.values())
     return {
         "models": models,
-        "chance_floor": {"seen": 0.6, "unseen": 0.5},
+        "oracle_boxes": {"seen": 0.6, "unseen": 0.5},
+        "oracle_per_class": 20,
         "seeds": seeds,
         "episodes": 10,
         "draws": 1,

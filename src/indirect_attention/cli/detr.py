@@ -294,8 +294,9 @@ def _train(args: argparse.Namespace) -> int:
     if "ap50" in result:  # real data validates only with --val-json
         ap, wrong = result["ap50"]["mean"], result["wrong_query"]["mean"]
         summary = (
-            f"val AP50 {ap:.3f} | wrong query {wrong:.3f} | chance floor "
-            f"{result['chance_floor']:.3f} | {summary}"
+            f"val AP50 {ap:.3f} | wrong query {wrong:.3f} | matching AUC "
+            f"{result['matching_auc']['mean']:.3f} | oracle boxes, random scores "
+            f"{result['oracle_boxes']:.3f} | {summary}"
         )
     print(summary)
     return 0
@@ -323,7 +324,9 @@ def _eval(args: argparse.Namespace) -> int:
     print(
         f"{args.split}: AP50 {result['ap50']['mean']:.3f} ± {result['ap50']['std']:.3f} | "
         f"wrong query {result['wrong_query']['mean']:.3f} ± {result['wrong_query']['std']:.3f} | "
-        f"margin {result['margin']:.3f} | chance floor {result['chance_floor']:.3f}; wrote {path}"
+        f"margin {result['margin']:.3f} | matching AUC {result['matching_auc']['mean']:.3f} | "
+        f"per-image AP50 {result['per_image_ap50']['right']:.3f} | oracle boxes, random scores "
+        f"{result['oracle_boxes']:.3f}; wrote {path}"
     )
     return 0
 

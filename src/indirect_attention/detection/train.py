@@ -333,7 +333,8 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             row.update(
                 val_ap50=results["ap50"]["mean"],
                 val_wrong=results["wrong_query"]["mean"],
-                val_chance=results["chance_floor"],
+                val_matching_auc=results["matching_auc"]["mean"],
+                val_oracle_boxes=results["oracle_boxes"],
             )
         if run.run_dir is not None:
             run.run_dir.log_metrics(row)
