@@ -356,7 +356,13 @@ def _table1(args: argparse.Namespace) -> int:
             jobs=args.jobs,
         )
     )
-    print(f"wrote {args.out}/results.json and {args.out}/table1.md ({len(table['models'])} models)")
+    from ..plots.detection_curves import draw_detection_curves
+
+    curves = draw_detection_curves(args.out, Path(args.out) / "curves.png")
+    print(
+        f"wrote {args.out}/results.json, {args.out}/table1.md and {curves} "
+        f"({len(table['models'])} models)"
+    )
     return 0
 
 

@@ -114,6 +114,7 @@ PARTS: dict[str, Part] = {
         figures=(
             ("Figure 7 analogue: top-ranked object queries, right vs wrong query", "figure7.png"),
             ("ia detections: ground truth, right query, wrong query", "predictions.png"),
+            ("Validation AP50, wrong-query AP50 and matching AUC by training step", "curves.png"),
         ),
     ),
     "bench_attention": Part(run=bench_attention, claims=bench_attention_claims),

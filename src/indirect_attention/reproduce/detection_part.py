@@ -6,7 +6,8 @@ with only the profile's budget fields replaced (``max_minutes``, ``epochs``, ``t
 ...), so improvements to the recipe's defaults reach the reproduction unchanged. Then, for one
 seed of each detector, every object query's score is recorded on unseen episodes with the right
 query and with a wrong-class query (``figure7.json``), and ``figure7.png`` shows, for one target,
-the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia's detections.
+the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia's detections;
+``curves.png`` draws each run's validation AP50, wrong-query AP50 and matching AUC by step.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..detection.sources import EmojiSource, EvalSet, build_eval_set
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
 from ..detection.train import DetrTrainConfig, config_record
+from ..plots.detection_curves import draw_detection_curves
 from ..plots.figure7 import draw_figure7
 from ..training import RunDir
 from .config import ReproduceConfig
@@ -161,6 +163,7 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     )
     run_dir.write_config({**asdict(table_config), "train": config_record(train)})
     table = run_table1(table_config)
+    draw_detection_curves(run_dir.root, run_dir.root / "curves.png")
     _figure7(run_dir, tuple(kinds), settings.ranking_episodes, config.seed)
     return {
         name: {split: row[split]["margin"]["mean"] for split in ("seen", "unseen")}
