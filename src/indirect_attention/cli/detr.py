@@ -23,6 +23,10 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+#: ``--split`` values of ``eval`` and ``show`` (the new-artist splits need --held-out-styles).
+SPLITS = ("seen", "unseen", "val", "seen-new-artists", "unseen-new-artists")
+
+
 def _add_data(parser: argparse.ArgumentParser, *, train: bool) -> None:
     """``--data`` and the data sources' options (the sources' field names)."""
     parser.add_argument("--data", default="emoji", help="emoji (default), voc or coco")
@@ -43,6 +47,14 @@ def _add_data(parser: argparse.ArgumentParser, *, train: bool) -> None:
         default=SUPPRESS,
         metavar="A,B,C",
         help="comma-separated classes held out of training (default: the shipped split)",
+    )
+    parser.add_argument(
+        "--held-out-styles",
+        type=_names,
+        default=SUPPRESS,
+        metavar="A,B",
+        help="emoji: two or more artists kept out of training, scored on the splits "
+        "seen-new-artists and unseen-new-artists (e.g. emojione,fxemoji)",
     )
     if not train:
         return
@@ -191,7 +203,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="seeded 5-query evaluation of a checkpoint")
     evaluate.add_argument("--checkpoint", required=True)
     _add_data(evaluate, train=False)
-    evaluate.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
+    evaluate.add_argument("--split", choices=SPLITS, default="unseen")
     evaluate.add_argument(
         "--episodes", type=int, default=None, help="targets (default: emoji 500, real data all)"
     )
@@ -203,7 +215,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     show = commands.add_parser("show", help="draw predictions with the right and a wrong query")
     show.add_argument("--checkpoint", required=True)
-    show.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
+    show.add_argument("--split", choices=SPLITS, default="unseen")
     show.add_argument("--episodes", type=int, default=4)
     show.add_argument("--out", required=True, help="PNG file")
     show.set_defaults(func=_show)
@@ -246,7 +258,7 @@ def _source(args: argparse.Namespace):
     source = sources[args.data]
     names = {f.name for f in fields(source)}
     options = ("data_root", "train_json", "val_json", "unseen_classes", "max_size")
-    options += ("query_size", "train_episodes", "crop_queries", "cache_dir")
+    options += ("query_size", "train_episodes", "crop_queries", "cache_dir", "held_out_styles")
     given = [name for name in options if hasattr(args, name)]
     for name in given:
         if name not in names:
