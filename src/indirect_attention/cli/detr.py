@@ -76,6 +76,14 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``train`` and ``table1``: the training recipe and the architecture. Every
     default is the library's (``recipe()`` in :mod:`..detection.train`)."""
     _add_data(parser, train=True)
+    parser.add_argument(
+        "--recipe",
+        choices=("emoji", "paper"),
+        default=SUPPRESS,
+        help="emoji (default): our tuned recipe; paper: the authors' choices on the same "
+        "backbone, sizes and schedule (two-stage queries, BoxRPB in pixels, no query crops of "
+        "the target, double-cross with 6 fusion layers and BoxRPB); flags given win",
+    )
     number = {"default": SUPPRESS, "type": float}
     integer = {"default": SUPPRESS, "type": int}
     parser.add_argument("--epochs", **integer)
@@ -106,6 +114,13 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
         help="double-cross: BoxRPB in its decoder too (the authors' version of the baseline)",
     )
     parser.add_argument(
+        "--fusion-layers",
+        type=int,
+        default=SUPPRESS,
+        help="double-cross: target-to-query cross-attention layers before its decoder "
+        "(default 1; the authors' and --recipe paper: 6)",
+    )
+    parser.add_argument(
         "--bias-unit",
         choices=("pixel", "cell"),
         default=SUPPRESS,
@@ -114,10 +129,11 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--object-queries",
-        choices=("learned", "anchors"),
+        choices=("learned", "anchors", "two-stage"),
         default=SUPPRESS,
         help="anchors (default): q_i = e_i + target feature at an anchor cell (paper "
-        "Definition 1); --queries must then be a square; learned: DETR's learned queries",
+        "Definition 1); --queries must then be a square; learned: DETR's learned queries; "
+        "two-stage: the authors' proposals from the target with mixed query selection",
     )
     parser.add_argument(
         "--pretrain-steps",
@@ -252,6 +268,8 @@ def _source(args: argparse.Namespace):
     """The data source of ``--data`` with the options given on the command line."""
     from dataclasses import fields
 
+    from ..detection.recipes import recipe_source
+
     sources = _sources()
     if args.data not in sources:
         raise ValueError(f"--data {args.data}: choose from {', '.join(sources)}")
@@ -263,7 +281,8 @@ def _source(args: argparse.Namespace):
     for name in given:
         if name not in names:
             raise ValueError(f"--{name.replace('_', '-')} does not apply to --data {args.data}")
-    return source(**{name: getattr(args, name) for name in given})
+    options = {name: getattr(args, name) for name in given}
+    return recipe_source(getattr(args, "recipe", "emoji"), source, **options)
 
 
 def _train_config(args: argparse.Namespace, *, out: str, kind: str, seed: int):
@@ -275,11 +294,12 @@ def _train_config(args: argparse.Namespace, *, out: str, kind: str, seed: int):
 
     given = vars(args)
     model = {f.name: given[f.name] for f in fields(DetrModelConfig) if f.name in given}
-    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model"}  # --kind
+    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model", "recipe"}  # --kind
     train = {name: given[name] for name in names if name in given}
     train.update(out=out, seed=seed, resume=given.get("resume"))
     train["init_weights"] = given.get("init_weights")
-    return recipe(_source(args), model={**model, "kind": kind}, **train)
+    name = given.get("recipe", "emoji")
+    return recipe(_source(args), name=name, model={**model, "kind": kind}, **train)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -40,11 +40,12 @@ from .backbone import Backbone
 from .decoder import KINDS, DetrDecoder
 from .position import sine_position_embedding
 from .preprocess import InputSpec
+from .proposals import ProposalOutput, TwoStageProposals
 
 __all__ = ["IADETR", "OBJECT_QUERIES", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
 
 QUERY_MODES = ("pad", "pad-features", "resize")
-OBJECT_QUERIES = ("learned", "anchors")
+OBJECT_QUERIES = ("learned", "anchors", "two-stage")
 
 
 @dataclass
@@ -61,7 +62,8 @@ class DetrModelConfig:
         ffn_dim: FFN width.
         num_queries: Object queries Q.
         bias_hidden: BoxRPB MLP hidden width (authors: 512).
-        fusion_layers: Fusion layers of ``double-cross``.
+        fusion_layers: Target-to-query cross-attention layers before the ``double-cross``
+            decoder (the authors': 6).
         fused_bias: ``double-cross`` only: BoxRPB in its decoder as well (the authors' version).
         bias_unit: Unit of the BoxRPB offsets: ``pixel`` (input pixels, the authors' choice;
             biases of std ≈ 12 at initialisation) or ``cell`` (feature cells; std ≈ 1).
@@ -69,7 +71,10 @@ class DetrModelConfig:
             size) or ``resize`` (every key cell has content).
         object_queries: ``learned`` (DETR: learned embeddings and reference boxes) or ``anchors``
             (the paper's Definition 1, q_i = e_i + x_s(i): a learned embedding plus the target
-            feature at anchor cell s(i) of a √Q × √Q lattice, whose reference box starts there).
+            feature at anchor cell s(i) of a √Q × √Q lattice, whose reference box starts there)
+            or ``two-stage`` (the authors' Plain-DETR queries, :mod:`.proposals`: per-cell
+            proposals from the target memory, the Q best seed the reference boxes and positional
+            queries; the content queries are learned and image-independent).
     """
 
     kind: str = "ia"
@@ -116,12 +121,17 @@ class DetrOutput:
         boxes: Boxes of every layer, (Ly, B, Q, 4), (cx, cy, w, h) normalised by the canvas.
         key_padding_mask: The key mask used by IA/misaligned, (B, N), or None.
         grid: Feature grid (h, w).
+        proposal_logits: Two-stage queries only: score logits of every proposal, (B, N).
+        proposal_boxes: Two-stage queries only: box of every proposal, (B, N, 4); these two
+            get their own set loss in training (:func:`.train.detr_loss`).
     """
 
     logits: Tensor
     boxes: Tensor
     key_padding_mask: Tensor | None
     grid: tuple[int, int]
+    proposal_logits: Tensor | None = None
+    proposal_boxes: Tensor | None = None
 
 
 def _initial_boxes(num_queries: int, generator: torch.Generator) -> Tensor:
@@ -193,10 +203,13 @@ class IADETR(nn.Module):
             self.register_buffer("anchor_centres", centres, persistent=False)
             sizes = torch.full_like(centres, 0.15)
             initial = inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+        elif config.object_queries == "two-stage":
+            self.proposals = TwoStageProposals(dim, config.num_queries)
         else:
             self.query_embed = nn.Embedding(config.num_queries, dim)
             initial = _initial_boxes(config.num_queries, generator)
-        self.reference_logits = nn.Parameter(initial)
+        if config.object_queries != "two-stage":  # two-stage boxes come from the proposals
+            self.reference_logits = nn.Parameter(initial)
         self.class_head = nn.Linear(dim, 1)
         nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))
 
@@ -259,23 +272,30 @@ class IADETR(nn.Module):
             features = self.backbone(torch.cat([target_images, query_images]))  # (2B, D, h, w)
             target_features, query_features = features[:batch], features[batch:]
         grid = (target_features.shape[-2], target_features.shape[-1])
-        target_tokens = target_features.flatten(2).transpose(1, 2)  # (B, N, D)
+        target_memory = target_features.flatten(2).transpose(1, 2)  # (B, N, D)
         query_tokens = query_features.flatten(2).transpose(1, 2)  # (B, N, D)
         target_cells = _feature_mask(target_padding, grid)  # (B, h, w)
         query_cells = _feature_mask(query_padding, grid)
         dim = self.config.dim
-        target_tokens = (
-            target_tokens + sine_position_embedding(~target_cells, dim) + self.level_embed
-        )
+        position = sine_position_embedding(~target_cells, dim)
+        target_tokens = target_memory + position + self.level_embed  # (B, N, D)
         query_tokens = query_tokens + sine_position_embedding(~query_cells, dim)
         target_mask = target_cells.flatten(1)  # (B, N)
         query_mask = query_cells.flatten(1)
         key_mask = target_mask  # a cell where only the query image is padding stays attendable
-        boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
-        if self.config.object_queries == "anchors":
+        memory, proposals, query_pos = None, None, None
+        if self.config.object_queries == "two-stage":
+            memory, proposals = self._propose(
+                target_memory, target_tokens, query_tokens, (target_mask, query_mask), grid
+            )
+            object_queries, boxes = proposals.content, proposals.boxes  # (B, Q, D), (B, Q, 4)
+            query_pos = proposals.position  # (B, Q, D)
+        elif self.config.object_queries == "anchors":
+            boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
             cells = _anchor_cells(self.anchor_centres, grid)
             object_queries = self.anchor_queries(target_tokens, indices=cells)  # (B, Q, D)
         else:
+            boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
             object_queries = self.query_embed.weight.expand(batch, -1, -1)  # (B, Q, D)
         result = self.decoder(
             object_queries,
@@ -286,6 +306,8 @@ class IADETR(nn.Module):
             key_padding_mask=key_mask if key_mask.any() else None,
             query_padding_mask=query_mask if query_mask.any() else None,
             target_padding_mask=target_mask if target_mask.any() else None,
+            query_pos=query_pos,
+            memory=memory,
         )
         assert result.references is not None
         return DetrOutput(
@@ -293,4 +315,29 @@ class IADETR(nn.Module):
             boxes=result.references[1:],  # (Ly, B, Q, 4)
             key_padding_mask=key_mask,
             grid=grid,
+            proposal_logits=None if proposals is None else proposals.logits,
+            proposal_boxes=None if proposals is None else proposals.proposal_boxes,
         )
+
+    def _propose(
+        self,
+        target_memory: Tensor,
+        target_tokens: Tensor,
+        query_tokens: Tensor,
+        masks: tuple[Tensor, Tensor],
+        grid: tuple[int, int],
+    ) -> tuple[Tensor | None, ProposalOutput]:
+        """Two-stage proposals from the target memory (``double-cross``: from its fused memory,
+        which the decoder then reads as is), and the fused memory or None.
+
+        Shapes:
+            target_memory (B, N, D), target_tokens (B, N, D), query_tokens (B, N, D),
+            masks: target and query padding, (B, N) each
+        """
+        target_mask, query_mask = masks
+        padding = target_mask if target_mask.any() else None
+        if self.decoder.fusion is None:
+            return None, self.proposals(target_memory, padding, grid)
+        query_padding = query_mask if query_mask.any() else None
+        memory = self.decoder.fuse(target_tokens, query_tokens, query_padding_mask=query_padding)
+        return memory, self.proposals(memory, padding, grid)
