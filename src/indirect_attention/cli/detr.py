@@ -224,6 +224,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--episodes", type=int, default=None, help="targets (default: emoji 500, real data all)"
     )
     evaluate.add_argument("--draws", type=int, default=5)
+    evaluate.add_argument(
+        "--query-placement",
+        choices=("top-left", "random"),
+        default="top-left",
+        help="where the query sits on the key canvas: the trained layout, or a random cell",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the query draws")
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.add_argument("--out", default=None, help="folder for results.json")
@@ -349,6 +355,7 @@ def _eval(args: argparse.Namespace) -> int:
         count=args.episodes,
         draws=args.draws,
         seed=args.seed,
+        query_placement=args.query_placement,
     )
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
     path = out / "results.json"

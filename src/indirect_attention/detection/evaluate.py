@@ -20,21 +20,26 @@ both; one that matches scores far lower (``margin`` = right - wrong). Reported:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .data.episodes import mean_std
 from .matching import matching_auc
 from .metrics import Detection, mean_ap, per_image_ap50, voc_ap50
 from .model import IADETR
 from .predict import predict
-from .preprocess import InputSpec, model_input
+from .preprocess import InputSpec, ModelInput, model_input
 from .release import load_detector
 from .sources.base import DataSource, EvalPair, EvalPairs
 
-__all__ = ["evaluate", "evaluate_checkpoint", "oracle_boxes"]
+__all__ = ["PLACEMENTS", "evaluate", "evaluate_checkpoint", "oracle_boxes", "random_offsets"]
+
+#: Where the query sits on the key canvas during evaluation (``evaluate(query_placement=...)``).
+PLACEMENTS = ("top-left", "random")
 
 
 def _ap50(pairs: EvalPairs, detections: list[Detection]) -> float:
@@ -56,9 +61,34 @@ def oracle_boxes(pairs: EvalPairs, *, seeds: int = 20) -> float:
     return float(np.mean(values))
 
 
+def random_offsets(batch: ModelInput, stride: int, generator: torch.Generator) -> Tensor:
+    """A uniform feature cell (row, column) per query at which it still fits the key canvas.
+
+    Shapes:
+        batch.targets (B, 3, H, W), batch.queries (B, 3, q, q) -> (B, 2) int64
+    """
+    height, width = batch.targets.shape[-2:]
+    size = batch.queries.shape[-2:]
+    rows, cols = (height - size[0]) // stride + 1, (width - size[1]) // stride + 1
+    count = batch.targets.shape[0]
+    return torch.stack(
+        [
+            torch.randint(max(rows, 1), (count,), generator=generator),
+            torch.randint(max(cols, 1), (count,), generator=generator),
+        ],
+        dim=1,
+    )
+
+
 def _score(
-    model: IADETR, pairs: list[EvalPair], spec: InputSpec, batch_size: int, draw: int
+    model: IADETR,
+    pairs: list[EvalPair],
+    spec: InputSpec,
+    batch_size: int,
+    draw: int,
+    generator: torch.Generator | None = None,
 ) -> list[Detection]:
+    """Detections of ``pairs``; with a ``generator``, each query sits at a random cell."""
     detections = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
@@ -68,6 +98,8 @@ def _score(
             spec,
             stride=model.backbone.stride,
         )
+        if generator is not None:
+            batch.query_offsets = random_offsets(batch, model.backbone.stride, generator)
         for pair, found in zip(chunk, predict(model, batch), strict=True):
             detections.extend(
                 Detection(pair.image_id, pair.category, tuple(box), score, draw)
@@ -76,13 +108,25 @@ def _score(
     return detections
 
 
-def evaluate(model: IADETR, pairs: EvalPairs, *, input_spec: InputSpec | None = None) -> dict:
+def evaluate(
+    model: IADETR,
+    pairs: EvalPairs,
+    *,
+    input_spec: InputSpec | None = None,
+    query_placement: str = "top-left",
+    placement_seed: int = 0,
+) -> dict:
     """The protocol's numbers for ``model`` on ``pairs`` (see the module docstring).
 
     Args:
         model: The detector (evaluated in eval mode, then its mode is restored).
         pairs: The pairs of a data source.
         input_spec: Input sizes; default ``model.input_spec``.
+        query_placement: ``top-left`` (the authors' layout of the key canvas) or ``random``:
+            each query at a uniformly drawn feature cell where it fits, the same cells for the
+            right and the wrong query of a pair. Matching that holds only at the trained layout
+            is a finding.
+        placement_seed: Seed of the random cells.
 
     Returns:
         ``{"ap50": {"mean", "std", "draws"}, "wrong_query": {...}, "margin",
@@ -94,12 +138,21 @@ def evaluate(model: IADETR, pairs: EvalPairs, *, input_spec: InputSpec | None = 
         raise ValueError("the model records no input sizes; pass input_spec")
     was_training = model.training
     model.eval()
+    if query_placement not in PLACEMENTS:
+        raise ValueError(f"query_placement: got {query_placement!r}; expected one of {PLACEMENTS}")
     right: list[list[Detection]] = []
     wrong: list[list[Detection]] = []
+
+    def generator(draw: int) -> torch.Generator | None:
+        if query_placement == "top-left":
+            return None
+        return torch.Generator().manual_seed(placement_seed * 1000 + draw)
+
     with torch.no_grad():
         for draw in range(len(pairs.right)):
-            right.append(_score(model, pairs.right[draw], spec, pairs.batch_size, draw))
-            wrong.append(_score(model, pairs.wrong[draw], spec, pairs.batch_size, draw))
+            size = pairs.batch_size
+            right.append(_score(model, pairs.right[draw], spec, size, draw, generator(draw)))
+            wrong.append(_score(model, pairs.wrong[draw], spec, size, draw, generator(draw)))
     model.train(was_training)
     right_ap = [_ap50(pairs, found) for found in right]
     wrong_ap = [_ap50(pairs, found) for found in wrong]
@@ -109,6 +162,7 @@ def evaluate(model: IADETR, pairs: EvalPairs, *, input_spec: InputSpec | None = 
     truth = pairs.ground_truth
     return {
         "split": pairs.split,
+        "query_placement": query_placement,
         "episodes": len(pairs.right[0]),
         "draws": len(right),
         "ap50": {"mean": rm, "std": rs, "draws": right_ap},
@@ -136,6 +190,8 @@ def evaluate_checkpoint(
     count: int | None = None,
     draws: int = 5,
     seed: int = 0,
+    query_placement: str = "top-left",
+    random_placement_draws: int = 0,
 ) -> dict:
     """The protocol on ``split`` (``seen``, ``unseen`` or ``val``) of ``data`` for a saved model.
 
@@ -146,6 +202,10 @@ def evaluate_checkpoint(
         count: Targets (None: the source's default).
         draws: Query draws per target.
         seed: Seed of the draws.
+        query_placement: Where the query sits on the key canvas (:data:`PLACEMENTS`).
+        random_placement_draws: When > 0, the first this many draws are scored again with
+            every query at a random cell, under ``"random_placement"`` (AP50, wrong-query
+            control, margin, matching AUC).
 
     Raises:
         ValueError: the source has no such split.
@@ -154,6 +214,15 @@ def evaluate_checkpoint(
     pairs = data.eval_pairs(split, count=count, draws=draws, seed=seed)
     if pairs is None:
         raise ValueError(f"--data {data.name} has no {split!r} split configured")
-    result = evaluate(model, pairs)
+    result = evaluate(model, pairs, query_placement=query_placement, placement_seed=seed)
     result.update(checkpoint=str(checkpoint), kind=model.config.kind, protocol_seed=seed)
+    if random_placement_draws > 0:
+        subset = replace(
+            pairs,
+            right=pairs.right[:random_placement_draws],
+            wrong=pairs.wrong[:random_placement_draws],
+        )
+        moved = evaluate(model, subset, query_placement="random", placement_seed=seed)
+        keys = ("ap50", "wrong_query", "margin", "matching_auc", "draws")
+        result["random_placement"] = {key: moved[key] for key in keys}
     return result

@@ -157,6 +157,23 @@ def _anchor_cells(centres: Tensor, grid: tuple[int, int]) -> Tensor:
     return rows * width + cols
 
 
+def _checked_offsets(
+    offsets: Tensor, canvas: tuple[int, int], size: tuple[int, int], stride: int
+) -> list[tuple[int, int]]:
+    """``offsets`` (B, 2) as (row, column) cells, refused unless the query fits the canvas."""
+    rows = (canvas[0] - size[0]) // stride
+    cols = (canvas[1] - size[1]) // stride
+    cells = [(int(r), int(c)) for r, c in offsets.tolist()]
+    for row, col in cells:
+        if not (0 <= row <= rows and 0 <= col <= cols):
+            raise ValueError(
+                f"query_offsets: got cell ({row}, {col}); expected rows 0..{rows} and columns "
+                f"0..{cols} (a {size[0]}x{size[1]} query on a {canvas[0]}x{canvas[1]} canvas, "
+                f"stride {stride})"
+            )
+    return cells
+
+
 def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
     """Pixel padding (B, H, W) -> cell padding (B, h, w): a cell is padding if all its pixels are."""
     valid = F.adaptive_max_pool2d((~padding).float()[:, None], size)[:, 0]
@@ -213,11 +230,16 @@ class IADETR(nn.Module):
         self.class_head = nn.Linear(dim, 1)
         nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))
 
-    def canvas_query(self, queries: Tensor, canvas: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def canvas_query(
+        self, queries: Tensor, canvas: tuple[int, int], offsets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Normalised query images on the target canvas, and their padding (True = padding).
 
+        The query sits at the top-left corner (the authors' layout), or ``offsets`` feature cells
+        (row, column) from it; a ``resize`` query fills the canvas and ignores them.
+
         Shapes:
-            queries (B, 3, h, w) -> (B, 3, H, W), (B, H, W)
+            queries (B, 3, h, w), offsets (B, 2) -> (B, 3, H, W), (B, H, W)
         """
         height, width = canvas
         normed = self.backbone.normalize(queries)
@@ -235,39 +257,68 @@ class IADETR(nn.Module):
             normed = F.interpolate(normed, size=size, mode="bilinear", align_corners=False)
         qh, qw = normed.shape[-2:]
         canvas_images = normed.new_zeros(batch, 3, height, width)
-        canvas_images[:, :, :qh, :qw] = normed
         padding = torch.ones(batch, height, width, dtype=torch.bool, device=queries.device)
-        padding[:, :qh, :qw] = False
+        if offsets is None or (qh, qw) == (height, width):
+            canvas_images[:, :, :qh, :qw] = normed
+            padding[:, :qh, :qw] = False
+            return canvas_images, padding
+        stride = self.backbone.stride
+        for b, (row, col) in enumerate(
+            _checked_offsets(offsets, (height, width), (qh, qw), stride)
+        ):
+            top, left = row * stride, col * stride
+            canvas_images[b, :, top : top + qh, left : left + qw] = normed[b]
+            padding[b, top : top + qh, left : left + qw] = False
         return canvas_images, padding
 
     def _place_query_features(
-        self, target_images: Tensor, queries: Tensor
+        self, target_images: Tensor, queries: Tensor, offsets: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Target features, and query features encoded at the query's size placed top-left on a
-        grid of all-padding features (``query_mode="pad-features"``)."""
+        """Target features, and query features encoded at the query's size placed top-left (or
+        ``offsets`` cells from it) on a grid of all-padding features (``pad-features``)."""
         batch, stride = target_images.shape[0], self.backbone.stride
         target_features = self.backbone(target_images)  # (B, D, h, w)
         padding = self.backbone(torch.zeros_like(target_images[:1]))  # (1, D, h, w)
         own = self.backbone(self.backbone.normalize(queries))  # (B, D, hq, wq)
         qh, qw = math.ceil(queries.shape[-2] / stride), math.ceil(queries.shape[-1] / stride)
         query_features = padding.expand(batch, -1, -1, -1).clone()
-        query_features[:, :, :qh, :qw] = own[:, :, :qh, :qw]
+        if offsets is None:
+            query_features[:, :, :qh, :qw] = own[:, :, :qh, :qw]
+            return target_features, query_features
+        canvas = tuple(target_images.shape[-2:])
+        size = tuple(queries.shape[-2:])
+        for b, (row, col) in enumerate(_checked_offsets(offsets, canvas, size, stride)):
+            query_features[b, :, row : row + qh, col : col + qw] = own[b, :, :qh, :qw]
         return target_features, query_features
 
     def forward(
-        self, targets: Tensor, queries: Tensor, target_padding: Tensor | None = None
+        self,
+        targets: Tensor,
+        queries: Tensor,
+        target_padding: Tensor | None = None,
+        query_offsets: Tensor | None = None,
     ) -> DetrOutput:
-        """Detect the query's class in each target."""
+        """Detect the query's class in each target.
+
+        Args:
+            targets: (B, 3, H, W) canvases in [0, 1].
+            queries: (B, 3, h, w) query images in [0, 1].
+            target_padding: (B, H, W) bool, True = padding; None: no padding.
+            query_offsets: (B, 2) int (row, column) in feature cells of the query's top-left
+                corner on the key canvas; None: the corner itself (the authors' layout).
+        """
         batch, _, height, width = targets.shape
         if target_padding is None:
             target_padding = torch.zeros(
                 batch, height, width, dtype=torch.bool, device=targets.device
             )
         target_images = self.backbone.normalize(targets).masked_fill(target_padding[:, None], 0.0)
-        query_images, query_padding = self.canvas_query(queries, (height, width))
+        query_images, query_padding = self.canvas_query(queries, (height, width), query_offsets)
         fits = queries.shape[-2] <= height and queries.shape[-1] <= width
         if self.config.query_mode == "pad-features" and fits:
-            target_features, query_features = self._place_query_features(target_images, queries)
+            target_features, query_features = self._place_query_features(
+                target_images, queries, query_offsets
+            )
         else:
             features = self.backbone(torch.cat([target_images, query_images]))  # (2B, D, h, w)
             target_features, query_features = features[:batch], features[batch:]
