@@ -19,6 +19,7 @@ matching AUC stand for "detects the query's class".
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,14 +168,16 @@ def detection_claims(part_dir: Path) -> list[Claim]:
     """Table 1 (§6.2): matching over seeds, the detectors' order per split, absolute AP50."""
     table = read_json(part_dir / "results.json")
     config_path = part_dir / "config.json"
-    data = read_json(config_path)["train"]["data"] if config_path.exists() else "emoji"
+    train = read_json(config_path)["train"] if config_path.exists() else {}
+    data, name = train.get("data", "emoji"), train.get("recipe", "emoji")
     scale = f"{table['seeds']} seed(s), {table['episodes']} episodes × {table['draws']} draws"
-    return [
-        *_class_claims(table, scale),
-        *_order_claims(table),
-        *_matching_target(table, scale),
-        _absolute_claim(table, data),
-    ]
+    rows = [*_class_claims(table, scale), *_order_claims(table)]
+    if name == "emoji":  # the target is set for our recipe
+        rows += _matching_target(table, scale)
+    rows.append(_absolute_claim(table, data))
+    if name != "emoji":
+        rows = [replace(row, claim=f"{row.claim} [{name} recipe]") for row in rows]
+    return rows
 
 
 def _top_k_means(scores: np.ndarray, top_k: int) -> np.ndarray:

@@ -67,7 +67,9 @@ def _retrieval_claims(part_dir: Path) -> list:
 
 
 def _detection_claims(part_dir: Path) -> list:
-    return [*detection_claims(part_dir), figure7_claim(part_dir)]
+    others = sorted(p for p in part_dir.glob("recipe-*") if (p / "results.json").exists())
+    recipes = [claim for path in others for claim in detection_claims(path)]
+    return [*detection_claims(part_dir), *recipes, figure7_claim(part_dir)]
 
 
 PARTS: dict[str, Part] = {
