@@ -283,9 +283,12 @@ class IADETR(nn.Module):
             target_tokens,
             boxes,
             grid,
-            key_padding_mask=key_mask if key_mask.any() else None,
-            query_padding_mask=query_mask if query_mask.any() else None,
-            target_padding_mask=target_mask if target_mask.any() else None,
+            # always passed: a mask with no True entry gives the same result as none, and
+            # choosing None by its content would be a data-dependent branch (a graph break
+            # under torch.compile, a failure under torch.export)
+            key_padding_mask=key_mask,
+            query_padding_mask=query_mask,
+            target_padding_mask=target_mask,
         )
         assert result.references is not None
         return DetrOutput(
