@@ -55,7 +55,7 @@ TINY = reproduce.ProfileSettings(
     detection_episodes=4,
     detection_draws=1,
     ranking_episodes=2,
-    bench_train={"repeats": 1, "batch": 8, "queries": 8, "size": 4},
+    bench_train={"repeats": 1, "batch": 8, "queries": 8, "size": 4, "authors_size": 4},
 )
 # bench_attention times each variant in a fresh process (seconds each); its verdicts are tested
 # below on planted records instead.

@@ -6,7 +6,7 @@ import argparse
 
 from ..bench.attention import VARIANTS, AttentionBenchConfig
 from ..bench.attention import run as run_attention
-from ..bench.train import TrainBenchConfig
+from ..bench.train import PARTS, TrainBenchConfig
 from ..bench.train import run as run_train
 
 
@@ -36,11 +36,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     attention.add_argument("--out", default="runs/bench-attention")
     attention.set_defaults(func=_attention)
     train = commands.add_parser(
-        "train", help="training-step time: synthetic models vs cross, IA decoder vs double-cross"
+        "train",
+        help="training-step time: synthetic models vs cross, IA decoder vs double-cross and vs "
+        "the authors' formulation",
     )
-    train.add_argument("--parts", default="synthetic,detector")
+    train.add_argument("--parts", default=",".join(PARTS), help="of " + ",".join(PARTS))
     train.add_argument("--queries", type=int, default=300, help="detector object queries")
     train.add_argument("--size", type=int, default=32, help="detector target map side S")
+    train.add_argument(
+        "--authors-size",
+        type=int,
+        default=64,
+        help="target map side of the authors part's Q-query setting (the emoji one is fixed)",
+    )
     train.add_argument(
         "--fusion-layers",
         type=int,
@@ -83,6 +91,11 @@ def _train(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         threads=args.threads,
         seed=args.seed,
+        authors_size=args.authors_size,
     )
-    run_train(config)
+    results = run_train(config)
+    unequal = sorted({r["setting"] for r in results["rows"] if r.get("equal") is False})
+    if unequal:
+        print(f"the IA decoder differs from the authors' formulation (float64, 1e-10) at {unequal}")
+        return 1
     return 0
