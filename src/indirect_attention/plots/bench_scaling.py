@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 __all__ = ["draw_bench_scaling", "loglog_slope"]
 
@@ -67,6 +68,7 @@ def draw_bench_scaling(results_json: Path, out: Path) -> Path:
                 ax.plot(xs, [ys[0] * v / xs[0] for v in xs], "--", color=colour, alpha=0.5)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: the minor labels overlap
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title} (log-log; dashed: slope 1 through ours)", fontsize=9)
