@@ -72,7 +72,8 @@ def draw_bench_scaling(results_json: Path, out: Path) -> Path:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title} (log-log; dashed: slope 1 through ours)", fontsize=9)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
     machine = record.get("machine", {})
     fig.suptitle(
