@@ -92,6 +92,9 @@ def test_chunk_size_must_be_positive(generator):
         grid_attend(q, k, v, rows=rows, cols=cols, chunk_size=0)
 
 
+@pytest.mark.skipif(
+    native._compiler() is None, reason="torch.compile of FlexAttention on the CPU needs a compiler"
+)
 def test_flex_attention_score_mod_reads_the_grid_bias_and_the_key_mask():
     """The FlexAttention path's score modification (the CUDA path) run forward on the CPU,
     against the dense formula, with and without a key mask (a mask no longer sends CUDA to the
