@@ -8,7 +8,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PROFILE ?= default
 OUT ?= runs/reproduce
 
-.PHONY: venv test lint reproduce clean
+.PHONY: venv test lint reproduce clean gpu-check
 
 venv: $(STAMP)
 
@@ -24,6 +24,12 @@ lint: venv
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# On a machine with a CUDA device: the tests that need one (FlexAttention's score modification
+# with and without a key mask against the chunked path, the custom operators); a few minutes.
+gpu-check: venv
+	$(BIN)/python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
+	$(BIN)/python -m pytest -q -rs tests/core/test_grid_attention.py tests/core/test_custom_ops.py tests/test_compile_detector.py
 
 reproduce: venv
 	$(BIN)/ia reproduce --profile $(PROFILE) --out $(OUT)

@@ -55,7 +55,14 @@ TINY = reproduce.ProfileSettings(
     detection_episodes=4,
     detection_draws=1,
     ranking_episodes=2,
-    bench_train={"repeats": 1, "batch": 8, "queries": 8, "size": 4},
+    # the authors part (fixed emoji-recipe shape) is tested in tests/bench, its verdicts below
+    bench_train={
+        "repeats": 1,
+        "batch": 8,
+        "queries": 8,
+        "size": 4,
+        "parts": ["synthetic", "detector"],
+    },
 )
 # bench_attention times each variant in a fresh process (seconds each); its verdicts are tested
 # below on planted records instead.
@@ -313,6 +320,22 @@ def test_bench_verdicts_follow_the_ratios(tmp_path):
         ]
         _plant(tmp_path / "c", "results.json", {"rows": rows})
         assert _verdicts("bench_train", tmp_path / "c") == [verdict] * 2
+
+
+def test_the_decoder_verdicts_need_three_times_the_speed_and_equality(tmp_path):
+    def row(model: str, speedup: float, equal: bool = True) -> dict:
+        return {
+            "part": "authors", "setting": "q300-s64", "model": model, "queries": 300,
+            "size": 64, "batch": 2, "bias_hidden": 512, "speedup_vs_authors": speedup,
+            "cpu_speedup_vs_authors": speedup, "memory_vs_authors": 0.2, "equal": equal,
+        }  # fmt: skip
+
+    cases = (([row("ia-ours", 3.5)], "met"), ([row("ia-ours", 2.9)], "not met"))
+    cases += (([row("ia-ours", 6.0, equal=False)], "not met"),)
+    for index, (rows, verdict) in enumerate(cases):
+        rows = [*rows, row("ia-authors", 1.0), row("ia-no-bias", 8.0)]
+        _plant(tmp_path / str(index), "results.json", {"rows": rows})
+        assert _verdicts("bench_train", tmp_path / str(index)) == [verdict]
 
 
 def test_the_smaller_bias_is_shown_but_never_judged_instead_of_ours(tmp_path):

@@ -8,11 +8,16 @@ import pytest
 import torch
 
 from indirect_attention.bench import attention as attention_bench
+from indirect_attention.bench import authors as authors_module
+from indirect_attention.bench import decoder as decoder_bench
 from indirect_attention.bench.attention import AttentionBenchConfig, check_equal
+from indirect_attention.bench.authors import AuthorsBoxBias
 from indirect_attention.bench.measure import peak_memory_mib, reset_peak_memory
 from indirect_attention.cli import main
 from indirect_attention.core import CrossAttentionFusion
 from indirect_attention.detection.decoder import DetrDecoder
+from indirect_attention.detection.model import IADETR, DetrModelConfig
+from indirect_attention.detection.train import DetrTrainConfig
 
 TINY = {"batch": 1, "num_heads": 2, "head_dim": 4, "hidden_dim": 8, "repeats": 1}
 
@@ -113,3 +118,56 @@ def test_bench_train_records_ratios_against_the_baseline(tmp_path):
     # what is timed is the decoder the detector trains (with its box refinement)
     trained = DetrDecoder("ia", 256, 8, 6, ffn_dim=1024, bias_hidden=512, stride=1.0)
     assert rows[2]["parameters"] == sum(p.numel() for p in trained.parameters())
+
+
+def _tiny_decoder_setting() -> decoder_bench.DecoderSetting:
+    model = DetrModelConfig(
+        dim=16, num_heads=2, num_layers=2, ffn_dim=32, num_queries=5, bias_hidden=8
+    )
+    return decoder_bench.DecoderSetting("tiny", model, size=4, batch=2)
+
+
+def test_the_authors_decoder_equals_ours_and_the_check_would_catch_a_difference(monkeypatch):
+    setting = _tiny_decoder_setting()
+    report = decoder_bench.check_decoder(setting)
+    assert report["passed"] and report["max_relative_error"] <= decoder_bench.FLOAT64_LIMIT
+    # every parameter's gradient is compared, plus the outputs and the boxes
+    ours, authors = decoder_bench._decoders(setting.model, 0)
+    assert report["tensors"] == 2 + len(list(ours.parameters()))
+    # the authors' decoder runs a dense bias (no grid attention operator); ours the factored one
+    inputs = decoder_bench._inputs(setting, 0, torch.float32)
+    assert isinstance(authors.decoder.biases[0], AuthorsBoxBias)
+    assert not isinstance(ours.decoder.biases[0], AuthorsBoxBias)
+    dense = authors.decoder.biases[0](inputs["boxes"], inputs["grid"])
+    assert dense.shape == (2, 2, 5, 16)
+    # an edge offset read with the wrong sign is caught
+    original = authors_module.authors_axis_mlp
+    monkeypatch.setattr(
+        authors_module,
+        "authors_axis_mlp",
+        lambda mlp, intervals, centres: original(mlp, intervals, -centres),
+    )
+    report = decoder_bench.check_decoder(setting)
+    assert not report["passed"] and report["max_relative_error"] > 1e-3
+
+
+def test_the_decoder_settings_are_the_recipes():
+    emoji, wide, paper = decoder_bench.settings(300, 64, 2)
+    recipe = DetrTrainConfig()
+    assert emoji.model == recipe.model and emoji.batch == recipe.batch_size
+    assert emoji.size * IADETR(recipe.model).backbone.stride == recipe.data.input_spec().target_size
+    assert wide.model.bias_hidden == 512 and paper.model.bias_hidden == 512
+    assert (paper.model.num_queries, paper.size, paper.batch) == (300, 64, 2)
+
+
+def test_the_authors_part_times_the_three_decoders_and_records_ratios():
+    rows = decoder_bench.time_decoders([_tiny_decoder_setting()], repeats=1, seed=0, threads=1)
+    assert [r["model"] for r in rows] == ["ia-ours", "ia-authors", "ia-no-bias"]
+    authors = rows[1]
+    assert authors["vs_authors"] == 1.0 and authors["speedup_vs_authors"] == 1.0
+    for row in rows:
+        assert row["equal"] and row["peak_mib"] >= 0 and row["median_cpu_ms"] > 0
+        assert row["speedup_vs_authors"] == pytest.approx(authors["median_ms"] / row["median_ms"])
+        assert row["memory_vs_authors"] == pytest.approx(
+            row["peak_mib"] / max(authors["peak_mib"], 1e-9)
+        )

@@ -9,7 +9,7 @@ import torch
 
 from indirect_attention import attend
 from indirect_attention.core import GridBias, attend_reference, native
-from indirect_attention.core.grid_attention import grid_attend
+from indirect_attention.core.grid_attention import _flex_grid_attend, grid_attend
 from indirect_attention.core.grid_attention_op import grid_attention_op
 
 OPERATOR_NODE = "GeneratedBackwardFor_indirect_attention_grid_attention"
@@ -92,6 +92,30 @@ def test_chunk_size_must_be_positive(generator):
         grid_attend(q, k, v, rows=rows, cols=cols, chunk_size=0)
 
 
+@pytest.mark.skipif(
+    native._compiler() is None, reason="torch.compile of FlexAttention on the CPU needs a compiler"
+)
+def test_flex_attention_score_mod_reads_the_grid_bias_and_the_key_mask():
+    """The FlexAttention path's score modification (the CUDA path) run forward on the CPU,
+    against the dense formula, with and without a key mask (a mask no longer sends CUDA to the
+    chunked path)."""
+    generator = torch.Generator().manual_seed(0)
+    q, k, _, rows, cols = (t.detach().float() for t in tensors(generator, 2, 2, 16, 4, 4, 16))
+    v = torch.randn(2, 2, 16, 16, generator=generator)
+    rows, cols = rows.contiguous(), cols.expand(2, -1, -1, -1).contiguous()
+    bias = GridBias(rows=rows, cols=cols)
+    padding = torch.zeros(2, 16, dtype=torch.bool)
+    padding[1, 10:] = True
+    additive = torch.zeros(2, 16).masked_fill(padding, float("-inf"))  # what grid_attend passes
+    with torch.no_grad():
+        masked = _flex_grid_attend(q, k, v, rows, cols, additive)
+        free = _flex_grid_attend(q, k, v, rows, cols)
+    expected, _ = attend_reference(q, k, v, bias=bias, key_padding_mask=padding)
+    torch.testing.assert_close(masked, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(free, attend_reference(q, k, v, bias=bias)[0], rtol=1e-5, atol=1e-5)
+    torch._dynamo.reset()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FlexAttention trains only on CUDA")
 def test_flex_attention_path_equals_the_chunked_path_on_cuda():
     generator = torch.Generator().manual_seed(0)
@@ -120,6 +144,15 @@ def test_flex_attention_path_equals_the_chunked_path_on_cuda():
     assert _graph_has(out, OPERATOR_NODE)  # the chunked path (CUDA has no compiled loops)
     expected, _ = grid_attention_op(q, k, narrow, rows, full_cols, None, 32, False)
     torch.testing.assert_close(out, expected)
+    padding = torch.zeros(2, 128, dtype=torch.bool, device="cuda")
+    padding[1, 100:] = True
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="FlexAttention failed")
+        out = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=padding)
+    assert not _graph_has(out, OPERATOR_NODE)  # a key mask stays on FlexAttention
+    additive = torch.zeros(2, 128, device="cuda").masked_fill(padding, float("-inf"))
+    expected, _ = grid_attention_op(q, k, v, rows, full_cols, additive, 32, False)
+    torch.testing.assert_close(out, expected, atol=2e-3, rtol=2e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -38,6 +38,7 @@ from torch import Tensor
 from ..core import attend, native
 from ..detection.box_bias import BoxRelativeBias
 from ..training import RunDir
+from .authors import authors_box_bias
 from .measure import machine_info, peak_memory_mib, reset_peak_memory, run_in_subprocess, time_call
 
 __all__ = ["VARIANTS", "AttentionBenchConfig", "check_equal", "run"]
@@ -122,31 +123,8 @@ def _build(
     return _Inputs(draw(shape_q), draw(shape_k), draw(shape_k), boxes, box_bias, size)
 
 
-def _axis_mlp_reference(mlp: torch.nn.Sequential, intervals: Tensor, centres: Tensor) -> Tensor:
-    """The authors' per-axis MLP on (edge - centre) pixel offsets; weights shared with ours.
-
-    They feed ``(x1 - u, x2 - u)``; ours reads ``(u - x1, u - x2)``, so the first layer's weight
-    enters with the opposite sign and both compute the same function.
-    """
-    half = intervals[..., 1:] / 2
-    edges = torch.cat([intervals[..., :1] - half, intervals[..., :1] + half], -1)  # (B, Q, 2)
-    offsets = edges[:, :, None, :] - centres[None, None, :, None]  # (B, Q, S, 2)
-    first, second = mlp[0], mlp[2]
-    hidden = F.relu(F.linear(offsets, -first.weight, first.bias))  # (B, Q, S, hidden)
-    return F.linear(hidden, second.weight, second.bias)  # (B, Q, S, H)
-
-
 def _reference(inputs: _Inputs) -> Tensor:
-    size, stride = inputs.size, inputs.box_bias.stride
-    pixels = size * stride
-    centres = (torch.arange(size, dtype=inputs.q.dtype) + 0.5) * stride  # (S,)
-    boxes = inputs.boxes
-    x_intervals = torch.stack([boxes[..., 0], boxes[..., 2]], -1) * pixels
-    y_intervals = torch.stack([boxes[..., 1], boxes[..., 3]], -1) * pixels
-    bias_x = _axis_mlp_reference(inputs.box_bias.x_bias.mlp, x_intervals, centres)  # (B,Q,w,H)
-    bias_y = _axis_mlp_reference(inputs.box_bias.y_bias.mlp, y_intervals, centres)  # (B,Q,h,H)
-    bias = bias_y[:, :, :, None, :] + bias_x[:, :, None, :, :]  # (B, Q, h, w, H)
-    bias = bias.flatten(2, 3).permute(0, 3, 1, 2)  # (B, H, Q, N)
+    bias = authors_box_bias(inputs.box_bias, inputs.boxes, (inputs.size, inputs.size))
     logits = inputs.q @ inputs.k.transpose(-2, -1) / math.sqrt(inputs.q.shape[-1]) + bias
     return torch.softmax(logits, dim=-1) @ inputs.v  # (B, H, Q, Dh)
 

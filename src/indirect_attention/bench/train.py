@@ -11,6 +11,9 @@
   emoji Table 1, is measured too, and so is ``ia-h64``: the IA decoder with the emoji recipe's
   BoxRPB width (64; the smaller bias is ablated for accuracy in ``docs/performance.md``). Dim 256,
   8 heads, Q object queries over an S×S target map.
+- ``authors``: the IA decoder the detector trains against the authors' formulation of the same
+  decoder (materialised logits + bias, BoxRPB MLPs that store their hidden layer), at the emoji
+  recipe's shape and with Q object queries over an ``authors_size``² map (:mod:`.decoder`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch import Tensor, nn
 from ..detection.decoder import DetrDecoder
 from ..tasks import retrieval, sorting
 from ..training import RunDir
+from .decoder import settings, time_decoders
 from .measure import (
     machine_info,
     peak_memory_mib,
@@ -34,7 +38,10 @@ from .measure import (
     time_call,
 )
 
-__all__ = ["TrainBenchConfig", "run"]
+__all__ = ["PARTS", "TrainBenchConfig", "run"]
+
+PARTS = ("synthetic", "detector", "authors")
+_BASELINES = {"vs_cross": "cross", "vs_double_cross": "double-cross", "vs_authors": "authors"}
 
 
 @dataclass
@@ -50,11 +57,12 @@ class TrainBenchConfig:
         repeats: Timed steps per model (after one warm-up step).
         threads: Torch threads (0 keeps the default).
         seed: Seed of weights and inputs.
-        parts: Which parts to run: ``synthetic``, ``detector``.
+        parts: Which parts to run: ``synthetic``, ``detector``, ``authors``.
         fusion_layers: Layers of the double cross-attention stack's fusion block (paper: 6); the
             ratios are against this stack. A one-layer stack is also measured when this is not 1.
         bias_hidden: BoxRPB hidden width of ``ia`` (authors: 512).
         light_bias_hidden: BoxRPB hidden width of ``ia-h64`` (0: not measured).
+        authors_size: Target map side of the ``authors`` part's paper-sized setting.
     """
 
     out: str = "runs/bench-train"
@@ -65,10 +73,11 @@ class TrainBenchConfig:
     repeats: int = 5
     threads: int = 0
     seed: int = 0
-    parts: list[str] = field(default_factory=lambda: ["synthetic", "detector"])
+    parts: list[str] = field(default_factory=lambda: list(PARTS))
     fusion_layers: int = 6
     bias_hidden: int = 512
     light_bias_hidden: int = 64
+    authors_size: int = 64
 
 
 def _step_timer(model: nn.Module, loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
@@ -186,9 +195,9 @@ def _detector(config: TrainBenchConfig) -> list[dict]:
 
 def run(config: TrainBenchConfig) -> dict:
     """Time every model's training step; print and write the ratios."""
-    unknown = set(config.parts) - {"synthetic", "detector"}
+    unknown = set(config.parts) - set(PARTS)
     if unknown:
-        raise ValueError(f"parts: unknown {sorted(unknown)}; choose from synthetic, detector")
+        raise ValueError(f"parts: unknown {sorted(unknown)}; choose from {', '.join(PARTS)}")
     if config.threads:
         torch.set_num_threads(config.threads)
     run_dir = RunDir(config.out)
@@ -198,12 +207,25 @@ def run(config: TrainBenchConfig) -> dict:
         rows += _synthetic(config)
     if "detector" in config.parts:
         rows += _detector(config)
+    if "authors" in config.parts:
+        rows += time_decoders(
+            settings(config.queries, config.authors_size, config.detector_batch),
+            repeats=config.repeats,
+            seed=config.seed,
+            threads=config.threads,
+        )
     for row in rows:
         run_dir.log_metrics(row)
         label = row.get("task", f"Q={row.get('queries')}, S={row.get('size')}")
-        ratio = row.get("vs_cross", row.get("vs_double_cross"))
-        baseline = "cross" if "vs_cross" in row else "double-cross"
+        ratio, baseline = next((row[k], name) for k, name in _BASELINES.items() if k in row)
+        if "setting" in row:
+            label = f"{row['setting']} B={row['batch']}"
         memory = f"  peak +{row['peak_mib']:.0f} MiB" if "peak_mib" in row else ""
+        if "equal" in row:
+            state = "equal" if row["equal"] else "NOT EQUAL"
+            memory += f" ({row['memory_vs_authors']:.2f}×); CPU time {row['median_cpu_ms']:.0f} ms"
+            memory += f" ({1 / row['cpu_speedup_vs_authors']:.2f}× authors); {state} in float64"
+            memory += f" ({row['equality_max_relative_error']:.1e})"
         print(
             f"{row['part']:<10} {label:<18} {row['model']:<14} {row['median_ms']:>9.1f} ms/step "
             f"{ratio:>6.2f}× {baseline}{memory}"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..bench.attention import VARIANTS, AttentionBenchConfig
 from ..bench.attention import run as run_attention
-from ..bench.train import TrainBenchConfig
+from ..bench.scaling import SCALING_VARIANTS, ScalingBenchConfig
+from ..bench.scaling import run as run_scaling
+from ..bench.train import PARTS, TrainBenchConfig
 from ..bench.train import run as run_train
+from ..plots.bench_scaling import draw_bench_scaling
 
 
 def _ints(text: str) -> list[int]:
@@ -36,11 +40,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     attention.add_argument("--out", default="runs/bench-attention")
     attention.set_defaults(func=_attention)
     train = commands.add_parser(
-        "train", help="training-step time: synthetic models vs cross, IA decoder vs double-cross"
+        "train",
+        help="training-step time: synthetic models vs cross, IA decoder vs double-cross and vs "
+        "the authors' formulation",
     )
-    train.add_argument("--parts", default="synthetic,detector")
+    train.add_argument("--parts", default=",".join(PARTS), help="of " + ",".join(PARTS))
     train.add_argument("--queries", type=int, default=300, help="detector object queries")
     train.add_argument("--size", type=int, default=32, help="detector target map side S")
+    train.add_argument(
+        "--authors-size",
+        type=int,
+        default=64,
+        help="target map side of the authors part's Q-query setting (the emoji one is fixed)",
+    )
     train.add_argument(
         "--fusion-layers",
         type=int,
@@ -52,6 +64,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="runs/bench-train")
     train.set_defaults(func=_train)
+    scaling = commands.add_parser(
+        "scaling", help="box bias + attention: time and memory against map size and Q (a figure)"
+    )
+    scaling.add_argument("--sizes", type=_ints, default=[32, 48, 64, 96, 128], help="sides S")
+    scaling.add_argument("--queries", type=_ints, default=[100, 300, 600, 1200, 1800])
+    scaling.add_argument("--fixed-queries", type=int, default=300, help="Q of the size sweep")
+    scaling.add_argument("--fixed-size", type=int, default=64, help="S of the query sweep")
+    scaling.add_argument("--variants", default=",".join(SCALING_VARIANTS))
+    scaling.add_argument("--repeats", type=int, default=2)
+    scaling.add_argument("--threads", type=int, default=1, help="torch threads per measurement")
+    scaling.add_argument("--seed", type=int, default=0)
+    scaling.add_argument("--out", default="runs/bench-scaling")
+    scaling.add_argument(
+        "--figure", default=None, help="where to save the figure (default: in --out)"
+    )
+    scaling.set_defaults(func=_scaling)
 
 
 def _attention(args: argparse.Namespace) -> int:
@@ -83,6 +111,30 @@ def _train(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         threads=args.threads,
         seed=args.seed,
+        authors_size=args.authors_size,
     )
-    run_train(config)
+    results = run_train(config)
+    unequal = sorted({r["setting"] for r in results["rows"] if r.get("equal") is False})
+    if unequal:
+        print(f"the IA decoder differs from the authors' formulation (float64, 1e-10) at {unequal}")
+        return 1
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    config = ScalingBenchConfig(
+        out=args.out,
+        sizes=args.sizes,
+        queries=args.queries,
+        fixed_queries=args.fixed_queries,
+        fixed_size=args.fixed_size,
+        variants=[name for name in args.variants.split(",") if name],
+        repeats=args.repeats,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    run_scaling(config)
+    figure = Path(args.figure) if args.figure else Path(args.out) / "scaling.png"
+    draw_bench_scaling(Path(args.out) / "results.json", figure)
+    print(f"figure: {figure}")
     return 0

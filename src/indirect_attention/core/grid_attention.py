@@ -41,17 +41,27 @@ def _compiled_flex_attention():
     return torch.compile(flex_attention, dynamic=False)
 
 
-def _flex_grid_attend(q: Tensor, k: Tensor, v: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+def _flex_grid_attend(
+    q: Tensor, k: Tensor, v: Tensor, rows: Tensor, cols: Tensor, mask: Tensor | None = None
+) -> Tensor:
     """FlexAttention with the grid bias as a score modification (CUDA; trains through rows/cols).
 
-    The bias is read per (query, key) from the factored rows and columns inside the fused kernel;
-    no (B, H, Lq, Lk) tensor is ever materialised.
+    The bias is read per (query, key) from the factored rows and columns inside the fused kernel,
+    and the additive key mask (B, Lk) (0 or -inf, no row all -inf) per key; no (B, H, Lq, Lk)
+    tensor is ever materialised.
     """
     flex = _compiled_flex_attention()
     width = cols.shape[-1]
 
     def score_mod(score, b, h, q_idx, kv_idx):
         return score + rows[b, h, q_idx, kv_idx // width] + cols[b, h, q_idx, kv_idx % width]
+
+    if mask is not None:
+
+        def masked_score_mod(score, b, h, q_idx, kv_idx):
+            return score_mod(score, b, h, q_idx, kv_idx) + mask[b, kv_idx]
+
+        return flex(q, k, v, score_mod=masked_score_mod)
 
     return flex(q, k, v, score_mod=score_mod)
 
@@ -80,7 +90,7 @@ def grid_attend(
         key_padding_mask: True marks a cell to ignore.
         chunk_size: Queries per chunk; memory grows with it, speed barely does.
 
-    On CUDA without a key mask (and with Dh = Dv ≥ 16) the computation goes to compiled
+    On CUDA (with Dh = Dv ≥ 16) the computation goes to compiled
     FlexAttention with the bias as a score modification; elsewhere (and if compilation fails, with
     a warning) to the chunked path.
 
@@ -119,9 +129,9 @@ def grid_attend(
     out = None
     # FlexAttention's compiled kernel wants equal query and value widths of at least 16
     flex_sizes = q.shape[-1] == v.shape[-1] >= 16
-    if q.is_cuda and mask is None and flex_sizes and _compiled_flex_attention() is not None:
+    if q.is_cuda and flex_sizes and _compiled_flex_attention() is not None:
         try:
-            out = _flex_grid_attend(q, k, v, rows, cols)
+            out = _flex_grid_attend(q, k, v, rows, cols, mask)
         except Exception as error:  # a compiler failure must not stop training: say so, go on
             warnings.warn(f"FlexAttention failed ({error!r}); using the chunked path", stacklevel=2)
     if out is None:

@@ -55,6 +55,13 @@ class ContentEnrichedQueries(nn.Module):
                 f"indices must be an integer tensor of shape ({self.num_queries},), "
                 f"got {tuple(indices.shape)} {indices.dtype}"
             )
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= length):
+        # a range check reads the indices' values: eager only (under torch.compile/export it
+        # would be a graph break or a data-dependent guard; the indexing below still fails there)
+        in_eager = not torch.compiler.is_compiling()
+        if (
+            in_eager
+            and indices.numel()
+            and (int(indices.min()) < 0 or int(indices.max()) >= length)
+        ):
             raise ValueError(f"indices must lie in [0, {length}), got {indices.tolist()}")
         return embedding + content[:, indices]  # (B, Lq, D)

@@ -354,9 +354,12 @@ class IADETR(nn.Module):
             target_tokens,
             boxes,
             grid,
-            key_padding_mask=key_mask if key_mask.any() else None,
-            query_padding_mask=query_mask if query_mask.any() else None,
-            target_padding_mask=target_mask if target_mask.any() else None,
+            # always passed: a mask with no True entry gives the same result as none, and
+            # choosing None by its content would be a data-dependent branch (a graph break
+            # under torch.compile, a failure under torch.export)
+            key_padding_mask=key_mask,
+            query_padding_mask=query_mask,
+            target_padding_mask=target_mask,
             query_pos=query_pos,
             memory=memory,
         )
@@ -386,9 +389,7 @@ class IADETR(nn.Module):
             masks: target and query padding, (B, N) each
         """
         target_mask, query_mask = masks
-        padding = target_mask if target_mask.any() else None
         if self.decoder.fusion is None:
-            return None, self.proposals(target_memory, padding, grid)
-        query_padding = query_mask if query_mask.any() else None
-        memory = self.decoder.fuse(target_tokens, query_tokens, query_padding_mask=query_padding)
-        return memory, self.proposals(memory, padding, grid)
+            return None, self.proposals(target_memory, target_mask, grid)
+        memory = self.decoder.fuse(target_tokens, query_tokens, query_padding_mask=query_mask)
+        return memory, self.proposals(memory, target_mask, grid)

@@ -122,7 +122,9 @@ def bench_train(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     base = TrainBenchConfig(out=str(run_dir.root), seed=config.seed)
     results = run_train_bench(replace(base, **settings.bench_train))
     ratios = {
-        f"{r['part']}:{r.get('task', '')}:{r['model']}": r.get("vs_cross", r.get("vs_double_cross"))
+        f"{r['part']}:{r.get('task', r.get('setting', ''))}:{r['model']}": next(
+            (r[key] for key in ("vs_cross", "vs_double_cross", "vs_authors") if key in r), None
+        )
         for r in results["rows"]
     }
     return {"ratios": ratios, "config": asdict(replace(base, **settings.bench_train))}
