@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..bench.attention import VARIANTS, AttentionBenchConfig
-from ..bench.attention import run as run_attention
-from ..bench.train import TrainBenchConfig
-from ..bench.train import run as run_train
-
 
 def _ints(text: str) -> list[int]:
     try:
@@ -23,6 +18,8 @@ def _ints(text: str) -> list[int]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..bench.attention import VARIANTS
+
     parser = subparsers.add_parser("bench", help="benchmarks (speed is measured, never asserted)")
     commands = parser.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     attention = commands.add_parser(
@@ -55,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
+    from ..bench.attention import AttentionBenchConfig
+    from ..bench.attention import run as run_attention
+
     config = AttentionBenchConfig(
         out=args.out,
         sizes=args.sizes,
@@ -74,6 +74,9 @@ def _attention(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..bench.train import TrainBenchConfig
+    from ..bench.train import run as run_train
+
     config = TrainBenchConfig(
         out=args.out,
         parts=[name for name in args.parts.split(",") if name],

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ..tasks import KINDS, ModelConfig, SyntheticConfig, run
-from ..training import seed_everything
-
 TASK_NAMES = {"sort": "sort", "sorting": "sort", "retrieval": "retrieval", "lookup": "lookup"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..tasks import KINDS, ModelConfig, SyntheticConfig  # the library's defaults
+
     parser = subparsers.add_parser(
         "synthetic", help="sorting / retrieval / lookup with indirect, naive and cross models"
     )
@@ -61,6 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _model_lrs(text: str) -> dict[str, float]:
+    from ..tasks import KINDS
+
     lrs = {}
     for item in filter(None, text.split(",")):
         name, _, value = item.partition("=")
@@ -73,6 +72,11 @@ def _model_lrs(text: str) -> dict[str, float]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..tasks import KINDS, ModelConfig, SyntheticConfig, run
+    from ..training import seed_everything
+
     models = tuple(name.strip() for name in args.models.split(",") if name.strip())
     unknown = [name for name in models if name not in KINDS]
     if unknown:
