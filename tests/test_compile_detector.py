@@ -34,7 +34,7 @@ class _Predictions(nn.Module):
 
 def _detector_and_inputs() -> tuple[IADETR, tuple[Tensor, Tensor]]:
     torch.manual_seed(0)
-    model = IADETR(DetrModelConfig(variant="ia", query_mode="pad", **TINY))
+    model = IADETR(DetrModelConfig(kind="ia", query_mode="pad", **TINY))
     return model, (torch.rand(2, 3, 64, 64), torch.rand(2, 3, 24, 24))
 
 

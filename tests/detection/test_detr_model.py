@@ -1,4 +1,4 @@
-"""IA-DETR model: shapes of the three variants, the padding/mask rule, position code, post-processing."""
+"""IA-DETR model: shapes of the three kinds, the padding/mask rule, position code, post-processing."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from indirect_attention.detection.position import sine_position_embedding
 TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
-@pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
+@pytest.mark.parametrize("kind", ["ia", "misaligned", "double-cross"])
 @pytest.mark.parametrize("query_mode", ["pad", "pad-features", "resize"])
-def test_output_shapes(variant: str, query_mode: str) -> None:
+def test_output_shapes(kind: str, query_mode: str) -> None:
     torch.manual_seed(0)
-    model = IADETR(DetrModelConfig(variant=variant, query_mode=query_mode, **TINY))
+    model = IADETR(DetrModelConfig(kind=kind, query_mode=query_mode, **TINY))
     out = model(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 24, 24))
     assert out.logits.shape == (2, 2, 5) and out.boxes.shape == (2, 2, 5, 4)
     assert out.grid == (8, 8)
@@ -37,10 +37,10 @@ def _perturb_padded_target_features(model: IADETR, cells: torch.Tensor) -> None:
     model.backbone.register_forward_hook(hook)
 
 
-@pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
-def test_target_padding_is_masked_but_query_padding_is_attendable(variant: str) -> None:
+@pytest.mark.parametrize("kind", ["ia", "misaligned", "double-cross"])
+def test_target_padding_is_masked_but_query_padding_is_attendable(kind: str) -> None:
     torch.manual_seed(0)
-    model = IADETR(DetrModelConfig(variant=variant, query_mode="pad", **TINY)).eval()
+    model = IADETR(DetrModelConfig(kind=kind, query_mode="pad", **TINY)).eval()
     targets, queries = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 24, 24)
     padding = torch.zeros(1, 64, 64, dtype=torch.bool)
     padding[:, :, 48:] = True  # the target's last two columns of cells are padding
@@ -89,8 +89,8 @@ def test_box_refinement_starts_at_identity_and_detaches() -> None:
 
 
 def test_double_cross_with_fused_bias_has_box_bias() -> None:
-    plain = IADETR(DetrModelConfig(variant="double-cross", **TINY))
-    fused = IADETR(DetrModelConfig(variant="double-cross", fused_bias=True, **TINY))
+    plain = IADETR(DetrModelConfig(kind="double-cross", **TINY))
+    fused = IADETR(DetrModelConfig(kind="double-cross", fused_bias=True, **TINY))
     assert plain.decoder.decoder.biases is None and fused.decoder.decoder.biases is not None
     out = fused(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 24, 24))
     assert torch.isfinite(out.logits).all()

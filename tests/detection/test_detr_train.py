@@ -50,10 +50,10 @@ def test_tiny_model_overfits_one_episode() -> None:
     assert result["ap50"]["mean"] == pytest.approx(1.0)
 
 
-def _tiny_config(tmp_path: Path, variant: str, **kwargs) -> DetrTrainConfig:
+def _tiny_config(tmp_path: Path, kind: str, **kwargs) -> DetrTrainConfig:
     return DetrTrainConfig(
-        out=str(tmp_path / variant),
-        model=DetrModelConfig(variant=variant, **TINY),
+        out=str(tmp_path / kind),
+        model=DetrModelConfig(kind=kind, **TINY),
         data=EmojiSource(train_episodes=4, scale=0.25, cache_dir=str(tmp_path / "cache")),
         epochs=1,
         batch_size=2,
@@ -64,19 +64,19 @@ def _tiny_config(tmp_path: Path, variant: str, **kwargs) -> DetrTrainConfig:
     )
 
 
-@pytest.mark.parametrize("variant", ["ia", "misaligned", "double-cross"])
-def test_three_models_train_end_to_end(tmp_path: Path, variant: str) -> None:
-    result = run(_tiny_config(tmp_path, variant))
+@pytest.mark.parametrize("kind", ["ia", "misaligned", "double-cross"])
+def test_three_models_train_end_to_end(tmp_path: Path, kind: str) -> None:
+    result = run(_tiny_config(tmp_path, kind))
     assert result["steps"] == 2
     assert 0.0 <= result["ap50"]["mean"] <= 1.0 and 0.0 <= result["wrong_query"]["mean"] <= 1.0
     assert 0.0 < result["chance_floor"] <= 1.0
     rows = [
         json.loads(line)
-        for line in (tmp_path / variant / "metrics.jsonl").read_text().split("\n")
+        for line in (tmp_path / kind / "metrics.jsonl").read_text().split("\n")
         if line
     ]
     assert rows[-1]["epoch"] == 1 and "val_ap50" in rows[-1]
-    assert (tmp_path / variant / "checkpoint.pt").exists()
+    assert (tmp_path / kind / "checkpoint.pt").exists()
 
 
 def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_cli_train_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     )
     assert code == 0
     result = json.loads((out / "eval-unseen" / "results.json").read_text())
-    assert result["draws"] == 2 and result["variant"] == "misaligned"
+    assert result["draws"] == 2 and result["kind"] == "misaligned"
     assert {"ap50", "wrong_query", "margin", "chance_floor"} <= result.keys()
     assert "wrong query" in capsys.readouterr().out
 
@@ -145,13 +145,13 @@ def test_cli_train_trains_the_library_recipe():
     --data voc takes the defaults the VOC source implies (the authors' real-data recipe)."""
     parser = build_parser()
     config = _train_config(
-        parser.parse_args(["detr", "train", "--out", "x"]), out="x", variant="ia", seed=0
+        parser.parse_args(["detr", "train", "--out", "x"]), out="x", kind="ia", seed=0
     )
     assert config == DetrTrainConfig(out="x") == recipe(EmojiSource(), out="x")
     assert config.model.bias_unit == "cell" and config.pretrain_steps > 0
     assert config.lr_backbone == pytest.approx(config.lr / 10)
     argv = ["detr", "train", "--data", "voc", "--data-root", "root", "--out", "x", "--lr", "1e-3"]
-    config = _train_config(parser.parse_args(argv), out="x", variant="ia", seed=0)
+    config = _train_config(parser.parse_args(argv), out="x", kind="ia", seed=0)
     assert config.data == VocSource(data_root="root")
     assert (config.model.backbone, config.model.bias_unit) == ("resnet50", "pixel")
     assert (config.pretrain_steps, config.model.num_queries) == (0, 100)

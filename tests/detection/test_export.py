@@ -22,20 +22,20 @@ from indirect_attention.training.checkpoint import save_checkpoint
 TINY = dict(dim=32, num_heads=2, num_layers=2, ffn_dim=64, num_queries=5, bias_hidden=16)
 
 
-def _trained_like(variant: str = "ia", **config) -> IADETR:
+def _trained_like(kind: str = "ia", **config) -> IADETR:
     """A tiny model whose weights are all moved off their initial values."""
     torch.manual_seed(0)
-    model = IADETR(DetrModelConfig(variant=variant, **TINY, **config), input_spec=InputSpec(64, 24))
+    model = IADETR(DetrModelConfig(kind=kind, **TINY, **config), input_spec=InputSpec(64, 24))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     return model.eval()
 
 
-@pytest.mark.parametrize("variant", ["ia", "double-cross"])
-def test_export_round_trip_gives_identical_outputs(tmp_path: Path, variant: str) -> None:
+@pytest.mark.parametrize("kind", ["ia", "double-cross"])
+def test_export_round_trip_gives_identical_outputs(tmp_path: Path, kind: str) -> None:
     torch.set_num_threads(1)
-    model = _trained_like(variant, query_mode="pad")
+    model = _trained_like(kind, query_mode="pad")
     extra = {
         "model_config": asdict(model.config),
         "data": "coco",
@@ -111,10 +111,12 @@ class _NotWeights:
 
 
 def test_checkpoint_with_the_old_field_names_loads(tmp_path: Path) -> None:
-    """Checkpoints written before ``heads`` / ``layers`` became ``num_heads`` / ``num_layers``."""
-    model = _trained_like()
+    """Checkpoints written before ``heads`` / ``layers`` / ``variant`` became ``num_heads`` /
+    ``num_layers`` / ``kind``."""
+    model = _trained_like("double-cross")
     config = asdict(model.config)
     config["heads"], config["layers"] = config.pop("num_heads"), config.pop("num_layers")
+    config["variant"] = config.pop("kind")
     extra = {"model_config": config, "data": "emoji", "scale": 0.25}
     save_checkpoint(tmp_path / "checkpoint.pt", model, extra=extra)
     loaded = load_detector(tmp_path / "checkpoint.pt")

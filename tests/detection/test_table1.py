@@ -31,7 +31,7 @@ def _config(root: Path, jobs: int) -> Table1Config:
     return Table1Config(
         out=str(root),
         seeds=2,
-        variants=("ia", "misaligned"),
+        kinds=("ia", "misaligned"),
         train=recipe,
         episodes=2,
         draws=1,
@@ -42,22 +42,22 @@ def _config(root: Path, jobs: int) -> Table1Config:
 def test_table_summarises_each_run_and_side_by_side_runs_agree(tmp_path: Path) -> None:
     serial = run(_config(tmp_path / "serial", jobs=1))
     parallel = run(_config(tmp_path / "parallel", jobs=2))
-    for variant in ("ia", "misaligned"):
+    for kind in ("ia", "misaligned"):
         for split in ("seen", "unseen"):
             runs = [
-                json.loads((tmp_path / "serial" / f"{variant}-s{s}" / "results.json").read_text())
+                json.loads((tmp_path / "serial" / f"{kind}-s{s}" / "results.json").read_text())
                 for s in range(2)
             ]
             margins = [r[split]["ap50"]["mean"] - r[split]["wrong_query"]["mean"] for r in runs]
-            summary = serial["models"][variant][split]["margin"]
+            summary = serial["models"][kind][split]["margin"]
             assert summary["mean"] == pytest.approx(np.mean(margins), abs=1e-12)
             assert summary["std"] == pytest.approx(np.std(margins), abs=1e-12)
-            assert parallel["models"][variant][split] == serial["models"][variant][split]
+            assert parallel["models"][kind][split] == serial["models"][kind][split]
     assert "| ia |" in (tmp_path / "serial" / "table1.md").read_text()
 
 
 def test_finished_runs_are_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = replace(_config(tmp_path / "table", jobs=1), variants=("ia",), seeds=1)
+    config = replace(_config(tmp_path / "table", jobs=1), kinds=("ia",), seeds=1)
     first = run(config)
 
     def fail(*args, **kwargs):

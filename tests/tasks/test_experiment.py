@@ -16,7 +16,7 @@ def test_cli_writes_every_file(tmp_path, task):
             "synthetic",
             "--task",
             task,
-            "--models",
+            "--kinds",
             "indirect,naive,cross",
             "--seeds",
             "2",
@@ -66,7 +66,7 @@ def test_cli_writes_every_file(tmp_path, task):
 
 def test_cli_rejects_unknown_model(tmp_path, capsys):
     code = main(
-        ["synthetic", "--models", "indirect,bogus", "--out", str(tmp_path), "--no-progress"]
+        ["synthetic", "--kinds", "indirect,bogus", "--out", str(tmp_path), "--no-progress"]
     )
     assert code == 2
     assert "bogus" in capsys.readouterr().err
@@ -75,7 +75,7 @@ def test_cli_rejects_unknown_model(tmp_path, capsys):
 def test_cli_lookup_without_value_positions_records_curves_and_references(tmp_path):
     out = tmp_path / "lookup"
     argv = ["synthetic", "--task", "lookup", "--offset", "2", "--no-value-positions"]
-    argv += ["--models", "indirect,indirect-pointer,naive", "--seeds", "1", "--epochs", "2"]
+    argv += ["--kinds", "indirect,indirect-pointer,naive", "--seeds", "1", "--epochs", "2"]
     argv += ["--num-train", "64", "--num-test", "32", "--dim", "16", "--layers", "2"]
     argv += ["--heads", "2", "--out", str(out), "--no-progress"]
     assert main(argv) == 0

@@ -157,7 +157,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="detr_command", metavar="SUBCOMMAND", required=True)
 
     train = commands.add_parser("train", help="train IA-DETR or a baseline")
-    train.add_argument("--model", choices=("ia", "double-cross", "misaligned"), default="ia")
+    train.add_argument(
+        "--kind",
+        "--model",
+        dest="kind",
+        choices=("ia", "misaligned", "double-cross"),
+        default="ia",
+        help="the detector: IA-DETR or a baseline (the name is its config field, `kind`)",
+    )
     train.add_argument("--out", default=None, help="run directory (default: the --resume one)")
     train.add_argument("--seed", type=int, default=0)
     start = train.add_mutually_exclusive_group()
@@ -236,18 +243,18 @@ def _source(args: argparse.Namespace):
     sources = _sources()
     if args.data not in sources:
         raise ValueError(f"--data {args.data}: choose from {', '.join(sources)}")
-    kind = sources[args.data]
-    names = {f.name for f in fields(kind)}
+    source = sources[args.data]
+    names = {f.name for f in fields(source)}
     options = ("data_root", "train_json", "val_json", "unseen_classes", "max_size")
     options += ("query_size", "train_episodes", "crop_queries", "cache_dir")
     given = [name for name in options if hasattr(args, name)]
     for name in given:
         if name not in names:
             raise ValueError(f"--{name.replace('_', '-')} does not apply to --data {args.data}")
-    return kind(**{name: getattr(args, name) for name in given})
+    return source(**{name: getattr(args, name) for name in given})
 
 
-def _train_config(args: argparse.Namespace, *, out: str, variant: str, seed: int):
+def _train_config(args: argparse.Namespace, *, out: str, kind: str, seed: int):
     """``recipe(source, flags given)``: the library decides every default."""
     from dataclasses import fields
 
@@ -256,11 +263,11 @@ def _train_config(args: argparse.Namespace, *, out: str, variant: str, seed: int
 
     given = vars(args)
     model = {f.name: given[f.name] for f in fields(DetrModelConfig) if f.name in given}
-    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model"}  # --model: variant
+    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model"}  # --kind
     train = {name: given[name] for name in names if name in given}
     train.update(out=out, seed=seed, resume=given.get("resume"))
     train["init_weights"] = given.get("init_weights")
-    return recipe(_source(args), model={**model, "variant": variant}, **train)
+    return recipe(_source(args), model={**model, "kind": kind}, **train)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -278,7 +285,7 @@ def _train(args: argparse.Namespace) -> int:
         out = str(resume.parent if resume.is_file() else resume)
     if out is None:
         raise ValueError("ia detr train needs --out (or --resume RUN_DIR)")
-    result = run(_train_config(args, out=out, variant=args.model, seed=args.seed))
+    result = run(_train_config(args, out=out, kind=args.kind, seed=args.seed))
     if not context_from_env().is_main:  # under torchrun, rank 0 reports
         return 0
     summary = f"{result['steps']} steps | {result['minutes']:.1f} min; wrote {out}"
@@ -335,7 +342,7 @@ def _show(args: argparse.Namespace) -> int:
 def _table1(args: argparse.Namespace) -> int:
     from ..detection.table1 import Table1Config, run
 
-    recipe = _train_config(args, out=args.out, variant="ia", seed=0)
+    recipe = _train_config(args, out=args.out, kind="ia", seed=0)
     table = run(
         Table1Config(
             out=args.out,

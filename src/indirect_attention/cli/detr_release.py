@@ -122,6 +122,6 @@ def _export(args: argparse.Namespace) -> int:
     spec = model.input_spec
     print(
         f"wrote {out / 'model.safetensors'} and {out / 'config.json'} "
-        f"({model.config.variant}, targets {spec.target_size} px, queries {spec.query_size} px)"
+        f"({model.config.kind}, targets {spec.target_size} px, queries {spec.query_size} px)"
     )
     return 0

@@ -15,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--task", choices=sorted(TASK_NAMES), default="sort")
     parser.add_argument(
+        "--kinds",
         "--models",
+        dest="kinds",
         default="indirect,naive,cross",
         help=f"comma-separated subset of {','.join(KINDS)}",
     )
@@ -77,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..tasks import KINDS, ModelConfig, SyntheticConfig, run
     from ..training import seed_everything
 
-    models = tuple(name.strip() for name in args.models.split(",") if name.strip())
+    models = tuple(name.strip() for name in args.kinds.split(",") if name.strip())
     unknown = [name for name in models if name not in KINDS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose from {KINDS}")

@@ -109,22 +109,22 @@ class Backbone(nn.Module):
 
     Args:
         dim: Output channels D.
-        kind: ``"small"`` or ``"resnet50"``.
+        name: ``"small"`` or ``"resnet50"``.
         weights: Optional local state-dict file for the ResNet-50 body.
 
     Shapes:
         images (B, 3, H, W) in [0, 1] -> (B, D, H / stride, W / stride)
     """
 
-    def __init__(self, dim: int, *, kind: str = "small", weights: str | Path | None = None) -> None:
+    def __init__(self, dim: int, *, name: str = "small", weights: str | Path | None = None) -> None:
         super().__init__()
-        if kind == "small":
+        if name == "small":
             self.body: nn.Module = SmallResNet()
             channels, self.stride = self.body.out_channels, SmallResNet.stride
-        elif kind == "resnet50":
+        elif name == "resnet50":
             self.body, channels, self.stride = _resnet50_body(weights)
         else:
-            raise ValueError(f"unknown backbone {kind!r}; choose from {BACKBONES}")
+            raise ValueError(f"unknown backbone {name!r}; choose from {BACKBONES}")
         self.proj = nn.Sequential(nn.Conv2d(channels, dim, 1), nn.GroupNorm(min(32, dim), dim))
         nn.init.xavier_uniform_(self.proj[0].weight)
         nn.init.zeros_(self.proj[0].bias)

@@ -1,6 +1,6 @@
 """The IA-DETR decoder assembly and its per-layer box refinement (paper §6.2, appendix B.2).
 
-Three variants share one decoder skeleton (:class:`~indirect_attention.core.IndirectDecoder`: self-
+Three kinds share one decoder skeleton (:class:`~indirect_attention.core.IndirectDecoder`: self-
 attention → cross-attention → FFN, pre-norm, shared final norm, per-layer box refinement):
 
 * ``ia``: indirect attention, keys from the query image's tokens, values from the target's, with
@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from ..core import CrossAttentionFusion, DecoderOutput, IndirectDecoder, inverse_sigmoid
 from .box_bias import BoxRelativeBias
 
-__all__ = ["VARIANTS", "BoxRefinement", "DetrDecoder"]
+__all__ = ["KINDS", "BoxRefinement", "DetrDecoder"]
 
-VARIANTS = ("ia", "misaligned", "double-cross")
+KINDS = ("ia", "misaligned", "double-cross")
 
 
 class BoxRefinement(nn.Module):
@@ -75,7 +75,7 @@ class DetrDecoder(nn.Module):
     """One of the three decoders of Table 1 behind one call signature.
 
     Args:
-        variant: ``"ia"``, ``"misaligned"`` or ``"double-cross"``.
+        kind: ``"ia"``, ``"misaligned"`` or ``"double-cross"``.
         dim: Model dim D.
         num_heads: Attention heads.
         num_layers: Decoder layers.
@@ -94,7 +94,7 @@ class DetrDecoder(nn.Module):
 
     def __init__(
         self,
-        variant: str,
+        kind: str,
         dim: int,
         num_heads: int,
         num_layers: int,
@@ -106,17 +106,17 @@ class DetrDecoder(nn.Module):
         fused_bias: bool = False,
     ) -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
-        self.variant = variant
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; choose from {KINDS}")
+        self.kind = kind
         bias = (
             partial(_box_bias, hidden_dim=bias_hidden, stride=stride)
-            if variant == "ia" or (variant == "double-cross" and fused_bias)
+            if kind == "ia" or (kind == "double-cross" and fused_bias)
             else None
         )
         self.fusion = (
             CrossAttentionFusion(dim, num_heads, fusion_layers, ffn_dim=ffn_dim)
-            if variant == "double-cross"
+            if kind == "double-cross"
             else None
         )
         self.decoder = IndirectDecoder(

@@ -130,5 +130,5 @@ def evaluate_checkpoint(
     if pairs is None:
         raise ValueError(f"--data {data.name} has no {split!r} split configured")
     result = evaluate(model, pairs)
-    result.update(checkpoint=str(checkpoint), variant=model.config.variant, protocol_seed=seed)
+    result.update(checkpoint=str(checkpoint), kind=model.config.kind, protocol_seed=seed)
     return result

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..core import ContentEnrichedQueries, inverse_sigmoid
 from .backbone import Backbone
-from .decoder import VARIANTS, DetrDecoder
+from .decoder import KINDS, DetrDecoder
 from .position import sine_position_embedding
 from .preprocess import InputSpec
 
@@ -52,7 +52,7 @@ class DetrModelConfig:
     """Architecture of :class:`IADETR`.
 
     Attributes:
-        variant: ``ia``, ``misaligned`` or ``double-cross``.
+        kind: ``ia``, ``misaligned`` or ``double-cross``.
         backbone: ``small`` (emoji) or ``resnet50`` (VOC/COCO).
         backbone_weights: Local state dict for the ResNet-50 body (random init when None).
         dim: Model dim D.
@@ -72,7 +72,7 @@ class DetrModelConfig:
             feature at anchor cell s(i) of a √Q × √Q lattice, whose reference box starts there).
     """
 
-    variant: str = "ia"
+    kind: str = "ia"
     backbone: str = "small"
     backbone_weights: str | None = None
     dim: int = 128
@@ -99,8 +99,8 @@ class DetrModelConfig:
                 f"object_queries='anchors' needs a square num_queries (a √Q × √Q lattice), "
                 f"got {self.num_queries}"
             )
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; choose from {KINDS}")
         if self.bias_unit not in ("cell", "pixel"):
             raise ValueError(f"bias_unit must be 'cell' or 'pixel', got {self.bias_unit!r}")
         if self.query_mode not in QUERY_MODES:
@@ -154,7 +154,7 @@ def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class IADETR(nn.Module):
-    """The one-shot detector (paper §6.2); the variant is an explicit argument.
+    """The one-shot detector (paper §6.2); the kind is an explicit argument.
 
     Loading a trained model is :func:`.release.load_detector`; finding objects in images of
     one's own is :func:`.detect.detect`. The module itself reads no file.
@@ -173,10 +173,10 @@ class IADETR(nn.Module):
         self.config = config
         self.input_spec = input_spec
         dim = config.dim
-        self.backbone = Backbone(dim, kind=config.backbone, weights=config.backbone_weights)
+        self.backbone = Backbone(dim, name=config.backbone, weights=config.backbone_weights)
         self.level_embed = nn.Parameter(torch.randn(dim) * 0.02)
         self.decoder = DetrDecoder(
-            config.variant,
+            config.kind,
             dim,
             config.num_heads,
             config.num_layers,

@@ -104,7 +104,7 @@ def random_crops(
 class _Classifier(nn.Module):
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
-        self.backbone = Backbone(dim, kind="small")
+        self.backbone = Backbone(dim, name="small")
         self.head = nn.Linear(dim, num_classes)
 
     def embed(self, images: Tensor) -> Tensor:

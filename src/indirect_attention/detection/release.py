@@ -39,7 +39,7 @@ _MISSING = (
 
 
 #: Fields of the model config renamed since older checkpoints and exports were written.
-_RENAMED = {"heads": "num_heads", "layers": "num_layers"}
+_RENAMED = {"heads": "num_heads", "layers": "num_layers", "variant": "kind"}
 
 
 def _model_config(values: dict[str, Any], source: Path) -> DetrModelConfig:

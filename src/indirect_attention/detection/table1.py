@@ -17,7 +17,7 @@ import numpy as np
 
 from ..training import RunDir, atomic_write_text
 from .checkpoint import CHECKPOINT_NAME
-from .decoder import VARIANTS
+from .decoder import KINDS
 from .evaluate import evaluate_checkpoint
 from .train import DetrTrainConfig, prepare_caches
 from .train import run as train
@@ -32,8 +32,8 @@ class Table1Config:
     Attributes:
         out: Directory of the table (one sub-directory per model and seed).
         seeds: Training seeds per model.
-        variants: Models to train.
-        train: Training recipe shared by every model (its ``out``, ``seed`` and variant are set
+        kinds: Models to train.
+        train: Training recipe shared by every model (its ``out``, ``seed`` and kind are set
             per run).
         episodes: Evaluation episodes per split.
         draws: Query draws of the protocol.
@@ -42,7 +42,7 @@ class Table1Config:
 
     out: str = "runs/table1"
     seeds: int = 3
-    variants: tuple[str, ...] = VARIANTS
+    kinds: tuple[str, ...] = KINDS
     train: DetrTrainConfig = field(default_factory=DetrTrainConfig)
     episodes: int = 500
     draws: int = 5
@@ -60,13 +60,13 @@ def _markdown(table: dict) -> str:
         "| unseen margin |",
         "|---|---|---|---|---|---|---|",
     ]
-    for variant, row in table["models"].items():
+    for kind, row in table["models"].items():
         cells = []
         for split in ("seen", "unseen"):
             for key in ("ap50", "wrong_query", "margin"):
                 s = row[split][key]
                 cells.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     floors = table["chance_floor"]
     lines.append("")
     lines.append(
@@ -78,14 +78,14 @@ def _markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def score_run(config: Table1Config, variant: str, seed: int) -> dict:
+def score_run(config: Table1Config, kind: str, seed: int) -> dict:
     """Train one model and seed (resuming a stopped run) and score it on both splits; a run
     with a ``results.json`` that holds the scores is reused as it is."""
-    out = Path(config.out) / f"{variant}-s{seed}"
+    out = Path(config.out) / f"{kind}-s{seed}"
     done = RunDir(out).read_results()
     if done and "seen" in done and "unseen" in done:
         return done
-    model = replace(config.train.model, variant=variant)
+    model = replace(config.train.model, kind=kind)
     recipe = replace(config.train, out=str(out), seed=seed, model=model, resume=str(out))
     train(recipe)
     done = {}
@@ -114,7 +114,8 @@ def run(config: Table1Config) -> dict:
     thread count); the table is then assembled from their run directories.
     """
     root = Path(config.out)
-    runs = [(variant, seed) for variant in config.variants for seed in range(config.seeds)]
+    # seed-major: a stopped table holds whole seeds, every kind paired on them
+    runs = [(kind, seed) for seed in range(config.seeds) for kind in config.kinds]
     if config.jobs > 1:
         for seed in range(config.seeds):  # once here, not once per worker
             prepare_caches(replace(config.train, seed=seed))
@@ -123,16 +124,16 @@ def run(config: Table1Config) -> dict:
             pool.map(_score_job, [(config, v, s) for v, s in runs], chunksize=1)
     table: dict = {"models": {}, "chance_floor": {}, "seeds": config.seeds}
     table.update(episodes=config.episodes, draws=config.draws)
-    for variant in config.variants:
+    for kind in config.kinds:
         scores: dict = {"seen": {}, "unseen": {}}
         for seed in range(config.seeds):
-            done = score_run(config, variant, seed)
+            done = score_run(config, kind, seed)
             for split in ("seen", "unseen"):
                 for key in ("ap50", "wrong_query"):
                     scores[split].setdefault(key, []).append(done[split][key]["mean"])
                 scores[split].setdefault("margin", []).append(done[split]["margin"])
                 table["chance_floor"][split] = done[split]["chance_floor"]
-        table["models"][variant] = {
+        table["models"][kind] = {
             split: {key: _summary(v) for key, v in scores[split].items()} for split in scores
         }
     RunDir(root).write_results(table)

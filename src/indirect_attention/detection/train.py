@@ -80,7 +80,7 @@ class DetrTrainConfig:
     Attributes:
         out: Run directory.
         data: The data source (its options: files, sizes, caches).
-        model: Architecture (variant, sizes, query mode).
+        model: Architecture (kind, sizes, query mode).
         epochs: Passes over the training data.
         batch_size: Pairs per step (the global batch).
         lr: AdamW learning rate of the transformer and heads.

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..detection.checkpoint import CHECKPOINT_NAME
-from ..detection.decoder import VARIANTS
+from ..detection.decoder import KINDS
 from ..detection.draw import draw_predictions
 from ..detection.model import IADETR
 from ..detection.predict import predict
@@ -98,7 +98,7 @@ def _save_png(image: torch.Tensor, path: Path) -> str:
     return path.name
 
 
-def _figure7(run_dir: RunDir, variants: tuple[str, ...], episodes: int, seed: int) -> None:
+def _figure7(run_dir: RunDir, kinds: tuple[str, ...], episodes: int, seed: int) -> None:
     """Write ``figure7.json`` (+ its images) and draw ``figure7.png`` and ``predictions.png``."""
     eval_set = build_eval_set("test", episodes, draws=1, seed=seed)
     episode = 0
@@ -116,18 +116,18 @@ def _figure7(run_dir: RunDir, variants: tuple[str, ...], episodes: int, seed: in
         "truth": eval_set.boxes[episode].tolist(),
         "models": {},
     }
-    for variant in variants:
-        model = load_detector(run_dir.root / f"{variant}-s0" / CHECKPOINT_NAME)
+    for kind in kinds:
+        model = load_detector(run_dir.root / f"{kind}-s0" / CHECKPOINT_NAME)
         record["grid"] = list(grid_shape(model))
         ranking = query_ranking(model, eval_set)
-        record["models"][variant] = {
+        record["models"][kind] = {
             "drawn": {
                 which: {key: values[episode] for key, values in ranking[which].items()}
                 for which in ("right", "wrong")
             },
             "scores": {which: ranking[which]["scores"] for which in ("right", "wrong")},
         }
-        if variant == "ia":
+        if kind == "ia":
             draw_predictions(model, eval_set, run_dir.root / "predictions.png")
     run_dir.write_json("figure7.json", record)
     draw_figure7(run_dir.root / "figure7.json", run_dir.root / "figure7.png")
@@ -149,11 +149,11 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
         progress=config.progress,
         **{k: v for k, v in budget.items() if k not in data_fields},
     )
-    variants = settings.detection_variants or VARIANTS
+    kinds = settings.detection_kinds or KINDS
     table_config = Table1Config(
         out=str(run_dir.root),
         seeds=settings.detection_seeds,
-        variants=tuple(variants),
+        kinds=tuple(kinds),
         train=train,
         episodes=settings.detection_episodes,
         draws=settings.detection_draws,
@@ -161,7 +161,7 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     )
     run_dir.write_config({**asdict(table_config), "train": config_record(train)})
     table = run_table1(table_config)
-    _figure7(run_dir, tuple(variants), settings.ranking_episodes, config.seed)
+    _figure7(run_dir, tuple(kinds), settings.ranking_episodes, config.seed)
     return {
         name: {split: row[split]["margin"]["mean"] for split in ("seen", "unseen")}
         for name, row in table["models"].items()

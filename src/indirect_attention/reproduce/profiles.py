@@ -64,7 +64,7 @@ class ProfileSettings:
         scaling_train: Training pairs per cell (lookup test pairs as in the lookup part).
         scaling_offset: Lookup offset of the sweep.
         detection_seeds: Training seeds per detector in the Table 1 analogue.
-        detection_variants: Detectors to train; empty means all three.
+        detection_kinds: Detectors to train; empty means all three.
         detection_train: Budget overrides of ``DetrTrainConfig`` (never recipe values).
         detection_model: Overrides of ``DetrModelConfig`` (tests only; empty keeps the default).
         detection_episodes: Evaluation episodes per split.
@@ -74,7 +74,7 @@ class ProfileSettings:
         bench_sizes: Target map sides S of the attention benchmark.
         bench_queries: Object query counts Q of the attention benchmark.
         bench_repeats: Timed repetitions of every benchmark measurement.
-        bench_variants: Variants of the attention benchmark; empty means all.
+        bench_variants: Kinds of the attention benchmark; empty means all.
         bench_train: Overrides of ``TrainBenchConfig`` fields.
         part_jobs: Worker processes for the parts that can share the CPU (theory and the two
             synthetic tasks; one torch thread each); 1 runs every part in this process.
@@ -108,7 +108,7 @@ class ProfileSettings:
     scaling_train: int = 5000
     scaling_offset: int = 0
     detection_seeds: int = 1
-    detection_variants: tuple[str, ...] = ()
+    detection_kinds: tuple[str, ...] = ()
     detection_train: dict[str, Any] = field(default_factory=dict)
     detection_model: dict[str, Any] = field(default_factory=dict)
     detection_episodes: int = 150
