@@ -240,7 +240,7 @@ def test_cli_reports_bad_inputs(
     missing = tmp_path / "no" / "checkpoint.pt"
     argv = ["detr", "detect", "--checkpoint", str(missing), "--query", str(files["query"])]
     assert main([*argv, "--target", str(files["a"]), "--out", str(tmp_path / "x.json")]) == 2
-    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert f"--checkpoint: '{missing}' does not exist" in capsys.readouterr().err
 
 
 def test_query_and_tensor_checks_name_the_argument(files: dict[str, Path]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from .errors import USER_ERRORS, OneLineParser, report
 from .outputs import add_overwrite, check_outputs
-from .validate import apply_checks, iter_parsers
+from .validate import apply_checks, given_dests, iter_parsers
 
 __all__ = ["AREAS", "build_parser", "main"]
 
@@ -36,9 +36,13 @@ AREAS = {
 
 
 def _version() -> str:
-    from .. import __version__
+    """The installed distribution's version (``indirect_attention.__version__`` at build)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return __version__
+    try:
+        return version("indirect-attention")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -83,11 +87,15 @@ def _command_path(args: argparse.Namespace) -> tuple[str, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; return its exit status.
 
-    A usage error exits with status 2 through argparse (``SystemExit``); a user's mistake found
-    later returns 2 after one line on stderr; a bug raises.
+    A user's mistake, found by argparse or later, returns 2 after one line on stderr; ``--help``
+    and ``--version`` return 0; a bug raises.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(only=_area(argv)).parse_args(argv)
+    try:
+        args = build_parser(only=_area(argv)).parse_args(argv)
+    except SystemExit as stop:  # a usage error (one line, status 2), --help or --version (0)
+        return stop.code if isinstance(stop.code, int) else 2
+    args.given = given_dests(build_parser(only=_area(argv)), argv)
     path = _command_path(args)
     try:
         check_outputs(args, path)

@@ -26,6 +26,7 @@ __all__ = [
     "apply_checks",
     "device",
     "fraction",
+    "given_dests",
     "iter_parsers",
     "non_negative_float",
     "non_negative_int",
@@ -213,6 +214,19 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "default" in text.lower() or action.default is None or action.default is False:
             return text
         return super()._get_help_string(action) or ""
+
+
+def given_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The ``dest`` of every option ``argv`` gives explicitly (``parser`` is changed: build one
+    for this alone). A flag left at its default is then told apart from one given with the
+    default's value."""
+    options = set()
+    for _, sub in iter_parsers(parser):
+        for action in sub._actions:
+            action.default = argparse.SUPPRESS
+            if action.option_strings:
+                options.add(action.dest)
+    return set(vars(parser.parse_args(argv))) & options
 
 
 def _is_unset(default: object) -> bool:
