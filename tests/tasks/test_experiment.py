@@ -65,9 +65,7 @@ def test_cli_writes_every_file(tmp_path, task):
 
 
 def test_cli_rejects_unknown_model(tmp_path, capsys):
-    code = main(
-        ["synthetic", "--kinds", "indirect,bogus", "--out", str(tmp_path), "--no-progress"]
-    )
+    code = main(["synthetic", "--kinds", "indirect,bogus", "--out", str(tmp_path), "--no-progress"])
     assert code == 2
     assert "bogus" in capsys.readouterr().err
 
