@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import USER_ERRORS, OneLineParser, report
+from .extras import check_extras
 from .outputs import add_overwrite, check_outputs
 from .validate import apply_checks, given_dests, iter_parsers
 
@@ -98,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.given = given_dests(build_parser(only=_area(argv)), argv)
     path = _command_path(args)
     try:
+        check_extras(args, path)
         check_outputs(args, path)
         return int(args.func(args) or 0)
     except USER_ERRORS as error:
