@@ -159,6 +159,7 @@ def resume_recipe(
                 f"`ia detr train` (with --out {resume} as well, a run with no checkpoint yet "
                 "starts fresh)"
             )
+    progress = _checkpoint_progress(checkpoint) if checkpoint.is_file() else None
     config = recorded_config(folder / "config.json", sources)
     differing = _conflicts(args, given, config)
     if differing:
@@ -172,8 +173,8 @@ def resume_recipe(
     config = replace(config, **extended, out=str(out), resume=str(resume), init_weights=None)
     if out.resolve() != folder.resolve():
         check_output_folder(out, name="--out", hint="")
-    if checkpoint.is_file():
-        epoch, batch = _checkpoint_progress(checkpoint)
+    if progress is not None:
+        epoch, batch = progress
         if batch == 0 and epoch >= config.epochs:
             raise UserError(
                 f"--resume {resume}: the run has done its {epoch} epochs (--epochs "

@@ -107,12 +107,15 @@ def _load_resnet50_weights(net: nn.Module, weights: str | Path) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or shapes:
+    found = [
+        f"{len(names)} {what} (e.g. {', '.join(names[:2])})"
+        for names, what in ((missing, "missing"), (unexpected, "unexpected"), (shapes, "resized"))
+        if names
+    ]
+    if found:
         raise ValueError(
-            f"{weights} does not hold ResNet-50 weights: {len(missing)} tensors missing (e.g. "
-            f"{missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
-            f"{len(shapes)} of another shape (e.g. {shapes[:2]}); expected a torchvision "
-            "resnet50 state_dict()"
+            f"{weights} does not hold ResNet-50 weights: tensors {'; '.join(found)}; expected a "
+            "torchvision resnet50 state_dict()"
         )
     net.load_state_dict(state, strict=False)  # strict but for the unused classifier
 
@@ -143,6 +146,10 @@ class Backbone(nn.Module):
 
     def __init__(self, dim: int, *, name: str = "small", weights: str | Path | None = None) -> None:
         super().__init__()
+        if weights is not None and name != "resnet50":
+            raise ValueError(
+                f"backbone weights {weights} apply to the resnet50 backbone only (--backbone resnet50), got {name!r}"
+            )
         if name == "small":
             self.body: nn.Module = SmallResNet()
             channels, self.stride = self.body.out_channels, SmallResNet.stride

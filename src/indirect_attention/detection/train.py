@@ -197,6 +197,14 @@ def _pretrained_state(training: TrainingSet, config: DetrTrainConfig) -> tuple[d
     )
 
 
+def _where(data: DataSource) -> str:
+    """The files a data source reads, for messages."""
+    named = [
+        f"{k} {getattr(data, k)}" for k in ("train_json", "data_root") if getattr(data, k, None)
+    ]
+    return ", ".join(named) or "its default files"
+
+
 def run(config: DetrTrainConfig) -> dict:
     """Train one model; return the final validation results (also in ``results.json``).
 
@@ -290,7 +298,8 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
         training = config.data.training_set(seed=config.seed, progress=config.progress)
     if training.num_batches(config.batch_size) == 0:
         raise ValueError(
-            f"the training data of --data {config.data.name} holds no trainable pairs (an image "
+            f"the training data of --data {config.data.name} ({_where(config.data)}) holds no "
+            "trainable pairs (an image "
             "with an object of a seen class, and a query of that class from another image); "
             "expected at least one"
         )
