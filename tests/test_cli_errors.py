@@ -346,3 +346,18 @@ def test_coco_data_needs_no_scikit_image() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_only_the_first_torchrun_process_checks_the_run_folder(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun a later rank may start after rank 0 wrote the run's first files."""
+    from indirect_attention.cli.outputs import check_outputs
+
+    args = argparse.Namespace(out=str(ws / "run"), overwrite=False, resume=None)
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        check_outputs(args, ("detr", "train"))
+    monkeypatch.setenv("RANK", "1")
+    check_outputs(args, ("detr", "train"))  # no refusal, nothing removed
+    assert (ws / "run" / "checkpoint.pt").is_file()

@@ -14,11 +14,12 @@ folder resumes them (finished parts and runs are kept).
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OUTPUTS", "Output", "add_overwrite", "check_outputs"]
+__all__ = ["OUTPUTS", "Output", "add_overwrite", "check_outputs", "is_first_process"]
 
 _RUN = ("config.json", "metrics.jsonl", "results.json", "checkpoint.pt", "pretrain.json")
 _FIGURES = ("figure1.png", "figure2.png", "figure4.png", "bias_maps.json", "references.json")
@@ -95,6 +96,11 @@ def _folder(args: argparse.Namespace, path: tuple[str, ...], output: Output) -> 
     return None if value is None else Path(value)
 
 
+def is_first_process() -> bool:
+    """True unless this process is a rank > 0 of a ``torchrun`` launch (``RANK`` is set)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
 def check_outputs(args: argparse.Namespace, path: tuple[str, ...]) -> None:
     """Check the outputs of the subcommand at ``path``; with ``--overwrite``, clear run folders.
 
@@ -106,6 +112,8 @@ def check_outputs(args: argparse.Namespace, path: tuple[str, ...]) -> None:
 
     overwrite = bool(getattr(args, "overwrite", False))
     resume = getattr(args, "resume", None)
+    if not is_first_process():  # under torchrun: rank 0 checks and clears; the others only
+        return  # start later, maybe after rank 0 has written the run's first files
     if overwrite and resume is not None:
         raise ValueError("--overwrite starts the run again and --resume continues it; give one")
     cleared = []

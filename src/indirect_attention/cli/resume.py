@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .outputs import is_first_process
 
 __all__ = ["EXTENDABLE", "resume_recipe"]
 
@@ -171,7 +172,7 @@ def resume_recipe(
         )
     extended = {name: getattr(args, name) for name in EXTENDABLE & given}
     config = replace(config, **extended, out=str(out), resume=str(resume), init_weights=None)
-    if out.resolve() != folder.resolve():
+    if out.resolve() != folder.resolve() and is_first_process():
         check_output_folder(out, name="--out", hint="")
     if progress is not None:
         epoch, batch = progress

@@ -117,4 +117,4 @@ def clear_run_files(folder: str | os.PathLike[str], names: tuple[str, ...] = RUN
     for name in names:
         path = folder / name
         if path.is_file() or path.is_symlink():
-            path.unlink()
+            path.unlink(missing_ok=True)
