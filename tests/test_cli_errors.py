@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict
@@ -26,8 +27,9 @@ from PIL import Image
 from indirect_attention.cli import main
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.sources import EmojiSource
-from indirect_attention.detection.train import DetrTrainConfig, config_record
+from indirect_attention.detection.train import DetrTrainConfig, config_record, recipe
 from indirect_attention.training.checkpoint import save_checkpoint
+from indirect_attention.training.records import to_jsonable
 
 TINY = dict(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4, bias_hidden=16)
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -99,6 +101,10 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _coco(root / "coco.json", root / "image.png", annotated=True)
     _run_folder(root / "run")
     _run_folder(root / "run_no_lr", drop="lr")
+    table_run = root / "table" / "ia-s0"  # a table trained with the default recipe
+    table_run.mkdir(parents=True)
+    record = to_jsonable(config_record(recipe(EmojiSource(), out=str(table_run))))
+    (table_run / "config.json").write_text(json.dumps(record))
     synthetic = root / "synthetic_run"
     synthetic.mkdir()
     (synthetic / "config.json").write_text("{}\n")
@@ -210,6 +216,8 @@ CASES = [
     (["detr", "show", "--checkpoint", "{ws}/model.pt", "--out", "{ws}/afolder"], "--out"),
     (["detr", "show", "--checkpoint", "{ws}/model.pt", "--out", "{ws}/picture.png"], "--out"),
     (["detr", "export", "--checkpoint", "{ws}/model.pt", "--out", "{ws}/det.json"], "--out"),
+    (["detr", "table1", "--out", "{ws}/table", "--lr", "0.001"], "lr 0.001"),
+    (["detr", "table1", "--out", "{ws}/det.json"], "--out"),
     (["synthetic", "--out", "{ws}/synthetic_run"], "--overwrite"),
     (["synthetic", "--out", "{ws}/det.json"], "--out"),
     (["theory", "--out", "{ws}/run"], "--overwrite"),
@@ -361,3 +369,17 @@ def test_only_the_first_torchrun_process_checks_the_run_folder(
     monkeypatch.setenv("RANK", "1")
     check_outputs(args, ("detr", "train"))  # no refusal, nothing removed
     assert (ws / "run" / "checkpoint.pt").is_file()
+
+
+def test_a_table_resumes_with_its_own_recipe_only(ws: Path, tmp_path: Path) -> None:
+    from indirect_attention.cli.table_folder import check_table_folder
+
+    check_table_folder(ws / "table", recipe(EmojiSource(), epochs=12), overwrite=False)  # extends
+    with pytest.raises(ValueError, match=r"model\.dim 64 \(the table's runs: 128\)"):
+        check_table_folder(ws / "table", recipe(EmojiSource(), model={"dim": 64}), overwrite=False)
+    table = tmp_path / "table"
+    shutil.copytree(ws / "table", table)
+    (table / "table1.md").write_text("old\n")
+    (table / "notes.txt").write_text("mine\n")
+    check_table_folder(table, recipe(EmojiSource(), model={"dim": 64}), overwrite=True)
+    assert sorted(str(p.relative_to(table)) for p in table.rglob("*")) == ["ia-s0", "notes.txt"]

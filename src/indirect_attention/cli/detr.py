@@ -345,8 +345,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def _table1(args: argparse.Namespace) -> int:
     from ..detection.table1 import Table1Config, run
+    from .table_folder import check_table_folder
 
     recipe = _train_config(args, out=args.out, kind="ia", seed=0)
+    check_table_folder(args.out, recipe, overwrite=getattr(args, "overwrite", False))
     table = run(
         Table1Config(
             out=args.out,

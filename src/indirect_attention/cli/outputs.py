@@ -7,8 +7,9 @@ it that mean earlier outputs (``None``: any entry). :func:`add_overwrite` gives 
 (a folder where a file is written, a file where a folder is) and earlier outputs the user did not
 ask to replace; with ``--overwrite`` it removes a run folder's own files so the run starts clean.
 
-``ia reproduce`` and ``ia detr table1`` are left out on purpose: running them again over the same
-folder resumes them (finished parts and runs are kept).
+``ia reproduce`` is left out on purpose: running it again over the same folder resumes it (finished
+parts are kept). ``ia detr table1`` resumes too; its runs' recipes are compared with the one given
+(:mod:`.table_folder`), and its ``--overwrite`` starts the table again.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ OUTPUTS: dict[tuple[str, ...], tuple[Output, ...]] = {
         Output("draw", "folder", _drawings),
     ),
     ("detr", "export"): (Output("out", "folder", ("model.safetensors", "config.json")),),
+    # a table resumes: its runs are compared with the recipe instead (cli/table_folder.py)
+    ("detr", "table1"): (Output("out", "folder", ()),),
     ("synthetic",): (Output("out", "folder", _RUN + _FIGURES, run=True),),
     ("theory",): (Output("out", "folder", _RUN + _FIGURES, run=True),),
     ("bench", "attention"): (Output("out", "folder", _RUN, run=True),),
