@@ -161,6 +161,11 @@ CASES = [
     (["synthetic", "--out", "{ws}/syn", "--epochs", "0"], "--epochs"),
     (["synthetic", "--out", "{ws}/syn", "--dropout", "1.5"], "--dropout"),
     (["synthetic", "--out", "{ws}/syn", "--kinds", "indirect,bogus"], "bogus"),
+    (["synthetic", "--out", "{ws}/syn", "--model-lr", "indirect=abc"], "--model-lr"),
+    (["synthetic", "--out", "{ws}/syn", "--dim", "10", "--heads", "3"], "--heads"),
+    ([*TRAIN, "--out", ""], "--out"),
+    ([*TRAIN, "--out", "{ws}/new", "--data-root", ""], "--data-root"),
+    ([*TRAIN, "--out", "{ws}/new", "--queries", "10"], "num_queries"),
     (["theory", "--out", "{ws}/th", "--seed", "-2"], "--seed"),
     (["bench", "attention", "--out", "{ws}/b", "--sizes", "0"], "--sizes"),
     (["bench", "train", "--out", "{ws}/b", "--repeats", "0"], "--repeats"),
@@ -262,15 +267,21 @@ def _check(code: int, out: str, err: str, culprit: str) -> None:
 
 @pytest.mark.parametrize(("argv", "culprit"), CASES, ids=[" ".join(c[0][:4]) for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
-    ws: Path, argv: list[str], culprit: str, capsys: pytest.CaptureFixture[str]
+    ws: Path,
+    argv: list[str],
+    culprit: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     torch.set_num_threads(1)
+    monkeypatch.chdir(ws)  # a relative or empty path lands in the workspace
     before = _snapshot(ws)
     code = main(_argv(argv, ws))
     captured = capsys.readouterr()
     _check(code, captured.out, captured.err, culprit.replace("{ws}", str(ws)))
     after = _snapshot(ws)
     assert {k: after.get(k) for k in before} == before  # every earlier file is as it was
+    assert not (ws / "new").exists()  # a refused training leaves no run folder behind
 
 
 def test_the_table_covers_every_command_and_is_large() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 __all__ = ["OUTPUTS", "Output", "add_overwrite", "check_outputs", "is_first_process"]
 
 _RUN = ("config.json", "metrics.jsonl", "results.json", "checkpoint.pt", "pretrain.json")
@@ -125,6 +127,8 @@ def check_outputs(args: argparse.Namespace, path: tuple[str, ...]) -> None:
         if target is None:
             continue
         flag = f"--{output.dest}"
+        if not str(target).strip() or str(getattr(args, output.dest, "x")).strip() == "":
+            raise UserError(f"{flag} is empty; expected the path of a {output.kind}")
         if output.kind == "file":
             check_output_file(target, name=flag, overwrite=overwrite, suffix=output.suffix)
             continue

@@ -65,11 +65,15 @@ def _model_lrs(text: str) -> dict[str, float]:
     lrs = {}
     for item in filter(None, text.split(",")):
         name, _, value = item.partition("=")
-        if name not in KINDS or not value:
+        try:
+            lrs[name] = float(value)
+        except ValueError:
+            lrs[name] = -1.0
+        if name not in KINDS or not lrs[name] > 0 or lrs[name] == float("inf"):
             raise ValueError(
-                f"--model-lr items must look like kind=lr with kind in {KINDS}, got {item!r}"
+                f"--model-lr items must look like kind=lr with kind in {KINDS} and lr > 0, "
+                f"got {item!r}"
             )
-        lrs[name] = float(value)
     return lrs
 
 
@@ -83,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
     unknown = [name for name in models if name not in KINDS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose from {KINDS}")
+    if args.dim % args.heads:
+        raise ValueError(f"--dim {args.dim} must be a multiple of --heads {args.heads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed_base)

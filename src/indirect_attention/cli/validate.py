@@ -181,6 +181,8 @@ def _existing(dest: str, kind: str) -> Callable[[str], str]:
     """A check that ``text`` names an existing file, folder or either (``kind``)."""
 
     def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected the path of a {kind}, got {text!r}")
         path = Path(text)
         if not path.exists():
             raise argparse.ArgumentTypeError(f"{text!r} does not exist (expected a {kind})")

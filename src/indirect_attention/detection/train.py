@@ -268,7 +268,7 @@ def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             f"number of processes, {context.world_size}"
         )
     started = time.monotonic()
-    run_dir = RunDir(config.out) if context.is_main else None  # config.json: once data loads
+    run_dir = None  # created with config.json once the model, weights and data are checked
     torch.manual_seed(config.seed)
     model = IADETR(config.model, input_spec=config.data.input_spec(), seed=config.seed)
     if config.init_weights is not None:
@@ -311,7 +311,8 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
                 f"the validation data of --data {config.data.name} holds no evaluation pairs; "
                 "expected at least one (or leave out the validation data)"
             )
-    if run.run_dir is not None:
+    if context.is_main:
+        run.run_dir = RunDir(config.out)
         run.run_dir.write_config(config_record(config))
     if config.pretrain_steps > 0 and source is None and config.init_weights is None:
         with local_main_first(context):
