@@ -101,6 +101,11 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _coco(root / "coco.json", root / "image.png", annotated=True)
     _run_folder(root / "run")
     _run_folder(root / "run_no_lr", drop="lr")
+    (root / "drawn").mkdir()  # an earlier `detect --draw drawn` of image.png
+    (root / "drawn" / "image.png").write_bytes((root / "image.png").read_bytes())
+    (root / "evaluated" / "eval-unseen").mkdir(parents=True)  # an earlier `ia detr eval`
+    (root / "evaluated" / "model.pt").write_bytes((root / "model.pt").read_bytes())
+    (root / "evaluated" / "eval-unseen" / "results.json").write_text("{}\n")
     table_run = root / "table" / "ia-s0"  # a table trained with the default recipe
     table_run.mkdir(parents=True)
     record = to_jsonable(config_record(recipe(EmojiSource(), out=str(table_run))))
@@ -217,6 +222,8 @@ CASES = [
     ([*DETECT, "--out", "{ws}/afolder"], "--out"),
     ([*DETECT, "--out", "{ws}/det.json"], "--overwrite"),
     ([*DETECT, "--out", "{ws}/d.json", "--draw", "{ws}/det.json"], "--draw"),
+    ([*DETECT, "--out", "{ws}/d.json", "--draw", "{ws}/drawn"], "image.png"),
+    (["detr", "eval", "--checkpoint", "{ws}/evaluated/model.pt"], "eval-unseen"),
     ([*DETECT, "--out", "{ws}/det.json/d.json"], "det.json"),
     (["detr", "show", "--checkpoint", "{ws}/model.pt", "--out", "{ws}/afolder"], "--out"),
     (["detr", "show", "--checkpoint", "{ws}/model.pt", "--out", "{ws}/picture.png"], "--out"),
@@ -394,3 +401,17 @@ def test_a_table_resumes_with_its_own_recipe_only(ws: Path, tmp_path: Path) -> N
     (table / "notes.txt").write_text("mine\n")
     check_table_folder(table, recipe(EmojiSource(), model={"dim": 64}), overwrite=True)
     assert sorted(str(p.relative_to(table)) for p in table.rglob("*")) == ["ia-s0", "notes.txt"]
+
+
+def test_every_numeric_option_is_checked_at_parse_time() -> None:
+    """No option of any subcommand takes a bare int or float: each has its range check."""
+    from indirect_attention.cli import build_parser
+    from indirect_attention.cli.validate import iter_parsers
+
+    bare = [
+        f"ia {' '.join(path)} {action.option_strings[0]}"
+        for path, parser in iter_parsers(build_parser())
+        for action in parser._actions
+        if action.type in (int, float)
+    ]
+    assert bare == []
