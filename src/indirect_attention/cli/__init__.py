@@ -104,3 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except USER_ERRORS as error:
         return report(f"ia {' '.join(path)}", error)
+    except KeyboardInterrupt:  # Ctrl-C: checkpoints are written atomically, nothing half-written
+        print(f"ia {' '.join(path)}: interrupted", file=sys.stderr)
+        return 130
