@@ -85,4 +85,4 @@ def test_train_voc_and_evaluate_pairs(tmp_path: Path, monkeypatch: pytest.Monkey
         assert right.image_id == wrong.image_id and right.category == wrong.category == "cat"
     scores = evaluate(model, pairs)
     assert scores["draws"] == 2 and len(scores["ap50"]["draws"]) == 2
-    assert 0.0 <= scores["wrong_query"]["mean"] <= 1.0 and 0.0 < scores["chance_floor"] <= 1.0
+    assert 0.0 <= scores["wrong_query"]["mean"] <= 1.0 and 0.0 < scores["oracle_boxes"] <= 1.0

@@ -69,7 +69,7 @@ def test_three_models_train_end_to_end(tmp_path: Path, kind: str) -> None:
     result = run(_tiny_config(tmp_path, kind))
     assert result["steps"] == 2
     assert 0.0 <= result["ap50"]["mean"] <= 1.0 and 0.0 <= result["wrong_query"]["mean"] <= 1.0
-    assert 0.0 < result["chance_floor"] <= 1.0
+    assert 0.0 < result["oracle_boxes"] <= 1.0
     rows = [
         json.loads(line)
         for line in (tmp_path / kind / "metrics.jsonl").read_text().split("\n")
@@ -111,7 +111,14 @@ def test_cli_train_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 0
     result = json.loads((out / "eval-unseen" / "results.json").read_text())
     assert result["draws"] == 2 and result["kind"] == "misaligned"
-    assert {"ap50", "wrong_query", "margin", "chance_floor"} <= result.keys()
+    assert {
+        "ap50",
+        "wrong_query",
+        "margin",
+        "matching_auc",
+        "per_image_ap50",
+        "oracle_boxes",
+    } <= result.keys()
     assert "wrong query" in capsys.readouterr().out
 
 

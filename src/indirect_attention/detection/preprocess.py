@@ -80,6 +80,8 @@ class ModelInput:
         queries: (B, 3, q, q) in [0, 1].
         factors: (B, 2) per-axis (x, y) resize factors from original to model-input pixels.
         image_sizes: (height, width) of each original target.
+        query_offsets: (B, 2) int feature cells (row, column) of each query's top-left corner on
+            the key canvas; None: the corner (the authors' layout).
     """
 
     targets: Tensor
@@ -87,6 +89,7 @@ class ModelInput:
     queries: Tensor
     factors: Tensor
     image_sizes: list[tuple[int, int]]
+    query_offsets: Tensor | None = None
 
 
 def round_up(size: int, stride: int) -> int:

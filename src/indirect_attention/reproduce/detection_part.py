@@ -6,7 +6,8 @@ with only the profile's budget fields replaced (``max_minutes``, ``epochs``, ``t
 ...), so improvements to the recipe's defaults reach the reproduction unchanged. Then, for one
 seed of each detector, every object query's score is recorded on unseen episodes with the right
 query and with a wrong-class query (``figure7.json``), and ``figure7.png`` shows, for one target,
-the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia's detections.
+the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia's detections;
+``curves.png`` draws each run's validation AP50, wrong-query AP50 and matching AUC by step.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from ..detection.draw import draw_predictions
 from ..detection.model import IADETR
 from ..detection.predict import predict
 from ..detection.preprocess import model_input
+from ..detection.recipes import recipe_source
 from ..detection.release import load_detector
 from ..detection.sources import EmojiSource, EvalSet, build_eval_set
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
-from ..detection.train import DetrTrainConfig, config_record
+from ..detection.train import config_record
+from ..detection.train import recipe as train_recipe
+from ..plots.detection_curves import draw_detection_curves
 from ..plots.figure7 import draw_figure7
 from ..training import RunDir
 from .config import ReproduceConfig
@@ -133,15 +137,16 @@ def _figure7(run_dir: RunDir, kinds: tuple[str, ...], episodes: int, seed: int) 
     draw_figure7(run_dir.root / "figure7.json", run_dir.root / "figure7.png")
 
 
-def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
-    """§6.2, Table 1 and Figure 7 on the emoji benchmark; resumes finished detector runs."""
+def _recipe_table(
+    config: ReproduceConfig, out: Path, name: str, kinds: tuple[str, ...]
+) -> tuple[Table1Config, dict]:
+    """The profile's Table 1 of recipe ``name`` into ``out`` (trained, or resumed)."""
     settings = config.settings
-    if settings is None:
-        raise ValueError("config.settings is None: run parts through reproduce.run()")
-    base = DetrTrainConfig()
+    assert settings is not None
     data_fields = {f.name for f in fields(EmojiSource)}
     budget = settings.detection_train
-    data = EmojiSource(cache_dir=str(Path(config.out) / "cache"))
+    data = recipe_source(name, EmojiSource, cache_dir=str(Path(config.out) / "cache"))
+    base = train_recipe(data, name=name)
     train = replace(
         base,
         data=replace(data, **{k: v for k, v in budget.items() if k in data_fields}),
@@ -149,20 +154,42 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
         progress=config.progress,
         **{k: v for k, v in budget.items() if k not in data_fields},
     )
-    kinds = settings.detection_kinds or KINDS
     table_config = Table1Config(
-        out=str(run_dir.root),
+        out=str(out),
         seeds=settings.detection_seeds,
-        kinds=tuple(kinds),
+        kinds=kinds,
         train=train,
         episodes=settings.detection_episodes,
         draws=settings.detection_draws,
         jobs=settings.detection_jobs,
     )
-    run_dir.write_config({**asdict(table_config), "train": config_record(train)})
+    RunDir(out).write_config({**asdict(table_config), "train": config_record(train)})
     table = run_table1(table_config)
-    _figure7(run_dir, tuple(kinds), settings.ranking_episodes, config.seed)
-    return {
+    draw_detection_curves(out, out / "curves.png")
+    return table_config, table
+
+
+def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
+    """§6.2, Table 1 and Figure 7 on the emoji benchmark; resumes finished detector runs.
+
+    The first of the profile's recipes (``emoji``, ours) fills the part's own directory and
+    Figure 7; every other recipe (``paper``) has its Table 1 in ``recipe-<name>/``.
+    """
+    settings = config.settings
+    if settings is None:
+        raise ValueError("config.settings is None: run parts through reproduce.run()")
+    kinds = tuple(settings.detection_kinds or KINDS)
+    first, *others = settings.detection_recipes
+    _, table = _recipe_table(config, run_dir.root, first, kinds)
+    summary = {
         name: {split: row[split]["margin"]["mean"] for split in ("seen", "unseen")}
         for name, row in table["models"].items()
     }
+    for name in others:
+        _, other = _recipe_table(config, run_dir.root / f"recipe-{name}", name, kinds)
+        for kind, row in other["models"].items():
+            summary[f"{kind} ({name} recipe)"] = {
+                split: row[split]["margin"]["mean"] for split in ("seen", "unseen")
+            }
+    _figure7(run_dir, kinds, settings.ranking_episodes, config.seed)
+    return summary

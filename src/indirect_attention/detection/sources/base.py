@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ...training.distributed import DistributedContext
-from ..data.records import ImageRecord
+from ..data.records import BoxRecord, ImageRecord
 from ..preprocess import InputSpec
 
 __all__ = ["Batch", "DataSource", "EpochPlan", "EvalPair", "EvalPairs", "TrainingSet"]
@@ -62,7 +62,8 @@ class EvalPairs:
         ground_truth: Targets with the boxes a detection can match (the classes queried).
         right: Per draw, the pairs with a query of the target's class.
         wrong: Per draw, the same targets with a query of another class.
-        objects: Every object box of each target (any class), for the chance floor.
+        objects: Every object of each target (any class, with its class), for the oracle-box
+            reference and the matching score.
         batch_size: Pairs per forward pass (targets of one batch share a padded canvas).
     """
 
@@ -70,7 +71,7 @@ class EvalPairs:
     ground_truth: list[ImageRecord]
     right: list[list[EvalPair]]
     wrong: list[list[EvalPair]]
-    objects: dict[int | str, list[tuple[float, float, float, float]]]
+    objects: dict[int | str, list[BoxRecord]]
     batch_size: int = 8
 
 
@@ -145,6 +146,10 @@ class DataSource(ABC):
     @abstractmethod
     def training_set(self, *, seed: int, progress: bool = True) -> TrainingSet:
         """Load (or render) the training data of a run seeded by ``seed``."""
+
+    def test_splits(self) -> tuple[str, ...]:
+        """The splits Table 1 scores (default: seen and unseen classes)."""
+        return ("seen", "unseen")
 
     @abstractmethod
     def eval_pairs(

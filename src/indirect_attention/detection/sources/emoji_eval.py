@@ -2,7 +2,9 @@
 
 For each target episode, ``draws`` query images of its class are drawn with a generator seeded by
 ``(seed, draw, episode)`` (draw 0 is the episode's own query), each with a wrong-class query of the
-same split; boxes are in the rendered 256 px target's pixels. :func:`eval_set_pairs` hands them to
+same split; boxes are in the rendered 256 px target's pixels. A query is never drawn in the style
+(artist) of an instance of its class in the target: the query would then be a copy of a target
+object, and matching it a pixel lookup. :func:`eval_set_pairs` hands them to
 the protocol of :mod:`..evaluate`; the drawings and the reproduction read the :class:`EvalSet`.
 
 Shapes:
@@ -19,7 +21,8 @@ import torch
 from torch import Tensor
 
 from ..data import EmojiEpisodes
-from ..data.emoji_episodes import render_query, split_classes
+from ..data.emoji import SpriteBank
+from ..data.emoji_episodes import EpisodeConfig, InstanceSpec, render_query, split_classes
 from ..data.records import BoxRecord, ImageRecord
 from .base import EvalPair, EvalPairs
 
@@ -39,7 +42,10 @@ class EvalSet:
         wrong: (G, E, 3, h, w) uint8, queries of another class.
         boxes: E tensors (K, 4) xyxy pixels of the query class.
         others: E tensors (M, 4) xyxy pixels of the distractors.
+        other_classes: E tuples of the M distractors' class names.
         categories: E class names.
+        styles: Per draw, the E right queries' styles (artists).
+        wrong_styles: Per draw, the E wrong queries' (class, style).
     """
 
     split: str
@@ -48,40 +54,69 @@ class EvalSet:
     wrong: Tensor
     boxes: list[Tensor]
     others: list[Tensor]
+    other_classes: list[tuple[str, ...]]
     categories: list[str]
+    styles: list[list[str]]
+    wrong_styles: list[list[tuple[str, str]]]
+
+
+def _unused_styles(
+    bank: SpriteBank, category: str, instances: tuple[InstanceSpec, ...], config: EpisodeConfig
+) -> list[str]:
+    """The styles of ``category`` (among ``config.styles``) that no instance of it in the target
+    is drawn in."""
+    styles = [s for s in bank.styles_of(category) if config.styles is None or s in config.styles]
+    taken = {inst.style for inst in instances if inst.category == category}
+    return [s for s in styles if s not in taken] or styles
 
 
 def _image(array: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def build_eval_set(split: str, episodes: int, *, draws: int = 5, seed: int = 0) -> EvalSet:
-    """Render the first ``episodes`` episodes of ``split`` and ``draws`` right / wrong queries."""
-    data = EmojiEpisodes(split, length=episodes)
+def build_eval_set(
+    split: str,
+    episodes: int,
+    *,
+    draws: int = 5,
+    seed: int = 0,
+    config: EpisodeConfig | None = None,
+) -> EvalSet:
+    """Render the first ``episodes`` episodes of ``split`` and ``draws`` right / wrong queries
+    (every image drawn from the styles of ``config``, default all)."""
+    config = config or EpisodeConfig()
+    data = EmojiEpisodes(split, length=episodes, config=config)
     bank, size = data.bank, data.config.query_size
-    classes, _ = split_classes(bank, split)
-    targets, boxes, others, categories = [], [], [], []
+    classes = [c for c in split_classes(bank, split)[0] if _unused_styles(bank, c, (), config)]
+    targets, boxes, others, other_classes, categories = [], [], [], [], []
     queries = [[] for _ in range(draws)]
     wrong = [[] for _ in range(draws)]
+    styles: list[list[str]] = [[] for _ in range(draws)]
+    wrong_styles: list[list[tuple[str, str]]] = [[] for _ in range(draws)]
     for index in range(episodes):
         episode = data.episode(index)
         category = episode.spec.category
         targets.append(_image(episode.target))
         boxes.append(torch.from_numpy(episode.boxes.copy()))
         others.append(torch.from_numpy(episode.distractor_boxes.copy()))
+        other_classes.append(episode.distractor_classes)
         categories.append(category)
+        instances = episode.spec.positives + episode.spec.distractors
         for draw in range(draws):
             rng = np.random.default_rng([seed, draw, index])
             if draw == 0:
                 queries[0].append(_image(episode.query))
+                styles[0].append(episode.spec.query_style)
             else:
-                style = str(rng.choice(bank.styles_of(category)))
+                style = str(rng.choice(_unused_styles(bank, category, instances, config)))
                 query = render_query(bank.sprite(category, style), size, rng.uniform(0.75, 0.95))
                 queries[draw].append(_image(query))
+                styles[draw].append(style)
             other = str(rng.choice([c for c in classes if c != category]))
-            style = str(rng.choice(bank.styles_of(other)))
+            style = str(rng.choice(_unused_styles(bank, other, instances, config)))
             query = render_query(bank.sprite(other, style), size, rng.uniform(0.75, 0.95))
             wrong[draw].append(_image(query))
+            wrong_styles[draw].append((other, style))
     return EvalSet(
         split=split,
         targets=torch.stack(targets),
@@ -89,7 +124,10 @@ def build_eval_set(split: str, episodes: int, *, draws: int = 5, seed: int = 0) 
         wrong=torch.stack([torch.stack(q) for q in wrong]),
         boxes=boxes,
         others=others,
+        other_classes=other_classes,
         categories=categories,
+        styles=styles,
+        wrong_styles=wrong_styles,
     )
 
 
@@ -134,7 +172,11 @@ def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
         right=[draw_pairs(queries) for queries in eval_set.queries],
         wrong=[draw_pairs(queries) for queries in eval_set.wrong],
         objects={
-            e: [_box(b) for b in torch.cat([eval_set.boxes[e], eval_set.others[e]])]
+            e: [BoxRecord(_box(b), eval_set.categories[e]) for b in eval_set.boxes[e]]
+            + [
+                BoxRecord(_box(b), c)
+                for b, c in zip(eval_set.others[e], eval_set.other_classes[e], strict=True)
+            ]
             for e in episodes
         },
         batch_size=32,

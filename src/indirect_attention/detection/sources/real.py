@@ -169,7 +169,7 @@ def _eval_pairs(
             for draw in range(draws)
         ]
 
-    full = {image.image_id: [o.box for o in image.objects] for image in dataset.images}
+    full = {image.image_id: list(image.objects) for image in dataset.images}
     return EvalPairs(which, list(view.images), by_draw(right), by_draw(wrong), full, batch_size=8)
 
 
