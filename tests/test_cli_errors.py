@@ -415,3 +415,17 @@ def test_every_numeric_option_is_checked_at_parse_time() -> None:
         if action.type in (int, float)
     ]
     assert bare == []
+
+
+def test_help_imports_no_heavy_dependency() -> None:
+    """`ia --help` builds the subcommand list without torch (issue 18: it answers at once)."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from indirect_attention.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--help']) == 0 and main(['detr', 'detect', '--help']) == 0\n"
+        "heavy = {'torch', 'numpy', 'matplotlib', 'torchvision', 'scipy'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
