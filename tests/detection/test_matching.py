@@ -113,13 +113,13 @@ def test_oracle_boxes_is_perfect_boxes_with_random_scores() -> None:
 
 
 def test_random_offsets_cover_every_cell_where_the_query_fits() -> None:
-    from indirect_attention.detection.evaluate import random_offsets
-    from indirect_attention.detection.preprocess import InputSpec, model_input
+    from indirect_attention.detection.preprocess import InputSpec, model_input, random_offsets
 
     batch = model_input(
         [torch.rand(3, 64, 48)] * 400, [torch.rand(3, 24, 24)] * 400, InputSpec(64, 24), stride=8
     )
-    offsets = random_offsets(batch, 8, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    offsets = random_offsets(batch.targets.shape, batch.queries.shape, 8, generator)
     rows, cols = (64 - 24) // 8 + 1, (48 - 24) // 8 + 1
     assert set(offsets[:, 0].tolist()) == set(range(rows))
     assert set(offsets[:, 1].tolist()) == set(range(cols))

@@ -95,3 +95,34 @@ def test_matching_auc_rows_and_target_and_a_second_recipe_named_in_its_claims(tm
     other = detection_claims(tmp_path / "low")
     assert all(r.claim.endswith("[paper recipe]") for r in other)
     assert not [r for r in other if r.kind == "target"]  # the target is set for our recipe
+
+
+def test_alignment_claim_is_the_mean_spearman_over_episodes(tmp_path):
+    import json
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from indirect_attention.report.detection import alignment_claim
+
+    rng = np.random.default_rng(0)
+    confidence = rng.random((12, 9))
+    attention = confidence + 0.3 * rng.random((12, 9))  # agrees, with noise
+    record = {
+        "top_k": 3,
+        "models": {
+            "ia": {
+                "scores": {"right": confidence.tolist(), "wrong": confidence.tolist()},
+                "alignment": {"right": attention.tolist(), "wrong": (-attention).tolist()},
+            }
+        },
+    }
+    (tmp_path / "figure7.json").write_text(json.dumps(record))
+    claim = alignment_claim(tmp_path)
+    rhos = [spearmanr(a, c).statistic for a, c in zip(attention, confidence, strict=True)]
+    assert claim is not None and claim.verdict == "confirmed"
+    assert f"{np.mean(rhos):+.2f} with the right query" in claim.ours
+    assert f"{-np.mean(rhos):+.2f} with a wrong one" in claim.ours
+    del record["models"]["ia"]["alignment"]
+    (tmp_path / "figure7.json").write_text(json.dumps(record))
+    assert alignment_claim(tmp_path) is None  # a record from before the score existed

@@ -158,6 +158,12 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", **integer)
     parser.add_argument("--eval-episodes", **integer, help="validation targets")
     parser.add_argument("--max-minutes", **number)
+    parser.add_argument(
+        "--random-query-placement",
+        action="store_true",
+        default=SUPPRESS,
+        help="train with each query at a random cell of the key canvas (default: top-left)",
+    )
     parser.add_argument("--threads", **integer)
 
 

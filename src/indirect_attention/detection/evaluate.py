@@ -25,18 +25,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from .data.episodes import mean_std
 from .matching import matching_auc
 from .metrics import Detection, mean_ap, per_image_ap50, voc_ap50
 from .model import IADETR
 from .predict import predict
-from .preprocess import InputSpec, ModelInput, model_input
+from .preprocess import InputSpec, model_input, random_offsets
 from .release import load_detector
 from .sources.base import DataSource, EvalPair, EvalPairs
 
-__all__ = ["PLACEMENTS", "evaluate", "evaluate_checkpoint", "oracle_boxes", "random_offsets"]
+__all__ = ["PLACEMENTS", "evaluate", "evaluate_checkpoint", "oracle_boxes"]
 
 #: Where the query sits on the key canvas during evaluation (``evaluate(query_placement=...)``).
 PLACEMENTS = ("top-left", "random")
@@ -61,25 +60,6 @@ def oracle_boxes(pairs: EvalPairs, *, seeds: int = 20) -> float:
     return float(np.mean(values))
 
 
-def random_offsets(batch: ModelInput, stride: int, generator: torch.Generator) -> Tensor:
-    """A uniform feature cell (row, column) per query at which it still fits the key canvas.
-
-    Shapes:
-        batch.targets (B, 3, H, W), batch.queries (B, 3, q, q) -> (B, 2) int64
-    """
-    height, width = batch.targets.shape[-2:]
-    size = batch.queries.shape[-2:]
-    rows, cols = (height - size[0]) // stride + 1, (width - size[1]) // stride + 1
-    count = batch.targets.shape[0]
-    return torch.stack(
-        [
-            torch.randint(max(rows, 1), (count,), generator=generator),
-            torch.randint(max(cols, 1), (count,), generator=generator),
-        ],
-        dim=1,
-    )
-
-
 def _score(
     model: IADETR,
     pairs: list[EvalPair],
@@ -99,7 +79,9 @@ def _score(
             stride=model.backbone.stride,
         )
         if generator is not None:
-            batch.query_offsets = random_offsets(batch, model.backbone.stride, generator)
+            batch.query_offsets = random_offsets(
+                batch.targets.shape, batch.queries.shape, model.backbone.stride, generator
+            )
         for pair, found in zip(chunk, predict(model, batch), strict=True):
             detections.extend(
                 Detection(pair.image_id, pair.category, tuple(box), score, draw)

@@ -174,7 +174,7 @@ def _checked_offsets(
     return cells
 
 
-def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
+def feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
     """Pixel padding (B, H, W) -> cell padding (B, h, w): a cell is padding if all its pixels are."""
     valid = F.adaptive_max_pool2d((~padding).float()[:, None], size)[:, 0]
     return valid < 0.5
@@ -325,8 +325,8 @@ class IADETR(nn.Module):
         grid = (target_features.shape[-2], target_features.shape[-1])
         target_memory = target_features.flatten(2).transpose(1, 2)  # (B, N, D)
         query_tokens = query_features.flatten(2).transpose(1, 2)  # (B, N, D)
-        target_cells = _feature_mask(target_padding, grid)  # (B, h, w)
-        query_cells = _feature_mask(query_padding, grid)
+        target_cells = feature_mask(target_padding, grid)  # (B, h, w)
+        query_cells = feature_mask(query_padding, grid)
         dim = self.config.dim
         position = sine_position_embedding(~target_cells, dim)
         target_tokens = target_memory + position + self.level_embed  # (B, N, D)

@@ -22,6 +22,7 @@ DistributedDataParallel; rank 0 alone evaluates (each validation image once) and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -56,6 +57,7 @@ from .evaluate import evaluate
 from .losses import SetCriterion
 from .matcher import HungarianMatcher
 from .model import IADETR, DetrModelConfig, DetrOutput
+from .preprocess import random_offsets
 from .recipes import get_recipe, recipe_source
 from .sources import Batch, DataSource, EmojiSource, EpochPlan, TrainingSet
 
@@ -113,6 +115,9 @@ class DetrTrainConfig:
         progress: Show a progress bar.
         recipe: Name of the recipe (:mod:`.recipes`) the config was built from, a record for
             ``config.json``; :func:`recipe` sets it, nothing reads it.
+        random_query_placement: Put each training query at a random feature cell of the key
+            canvas (drawn from ``(seed, step)``, so a resumed run draws the same cells) instead
+            of the authors' top-left corner.
     """
 
     out: str = "runs/detr"
@@ -142,6 +147,7 @@ class DetrTrainConfig:
     pretrain_steps: int = 2000
     progress: bool = True
     recipe: str = "emoji"
+    random_query_placement: bool = False
 
 
 def recipe(
@@ -425,6 +431,13 @@ def _train_epoch(
         num_boxes = mean_normaliser(sum(int(t.shape[0]) for t in truth), device=device)
         return detr_loss(criterion, output, truth, num_boxes=num_boxes)
 
+    def placement(batch: Batch) -> Tensor | None:
+        if not config.random_query_placement:
+            return None
+        cells = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
+        stride = run.model.backbone.stride
+        return random_offsets(batch[0].shape, batch[2].shape, stride, cells)
+
     ddp_model.train()
     train_one_epoch(
         ddp_model,
@@ -432,7 +445,7 @@ def _train_epoch(
         run.scaler,
         bar,
         state,
-        forward=partial(_forward, device=device),
+        forward=partial(_forward, device=device, placement=placement),
         loss=loss,
         clip=config.clip,
         precision=config.precision,
@@ -468,7 +481,13 @@ def detr_loss(
     return losses
 
 
-def _forward(model: torch.nn.Module, batch: Batch, *, device: torch.device) -> DetrOutput:
+def _forward(
+    model: torch.nn.Module,
+    batch: Batch,
+    *,
+    device: torch.device,
+    placement: Callable[[Batch], Tensor | None],
+) -> DetrOutput:
     targets, padding, queries, _ = batch
     padding = None if padding is None else padding.to(device)
-    return model(targets.to(device), queries.to(device), padding)
+    return model(targets.to(device), queries.to(device), padding, placement(batch))

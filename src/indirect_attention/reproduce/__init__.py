@@ -45,6 +45,7 @@ from ..report.claims import (
     theory_claims,
 )
 from ..report.experiments import (
+    alignment_claim,
     detection_claims,
     figure4_claim,
     figure7_claim,
@@ -69,7 +70,9 @@ def _retrieval_claims(part_dir: Path) -> list:
 def _detection_claims(part_dir: Path) -> list:
     others = sorted(p for p in part_dir.glob("recipe-*") if (p / "results.json").exists())
     recipes = [claim for path in others for claim in detection_claims(path)]
-    return [*detection_claims(part_dir), *recipes, figure7_claim(part_dir)]
+    alignment = alignment_claim(part_dir)
+    rows = [*detection_claims(part_dir), *recipes, figure7_claim(part_dir)]
+    return rows if alignment is None else [*rows, alignment]
 
 
 PARTS: dict[str, Part] = {

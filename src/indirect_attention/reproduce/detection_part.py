@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..detection.attention_ranking import alignment_scores
 from ..detection.checkpoint import CHECKPOINT_NAME
 from ..detection.decoder import KINDS
 from ..detection.draw import draw_predictions
@@ -61,12 +62,13 @@ def query_ranking(
     """Every object query's score and box with the right and with a wrong-class query.
 
     The paper (Appendix B.2.1) ranks object queries by their attention to the query image and
-    notes that the ranking agrees with the final confidence; we rank by that confidence (the last
-    layer's sigmoid), which all three detectors have.
+    notes that the ranking agrees with the final confidence. Both are recorded: ``scores`` is the
+    final confidence (the last layer's sigmoid), ``alignment`` the paper's attention score
+    (:func:`~..detection.attention_ranking.alignment_scores`, last decoder layer).
 
     Returns:
-        ``{"right": {"scores": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as nested lists, in the
-        object queries' order, boxes xyxy in the rendered target's pixels.
+        ``{"right": {"scores": E×Q, "alignment": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as
+        nested lists, in the object queries' order, boxes xyxy in the rendered target's pixels.
 
     Shapes:
         eval_set.targets (E, 3, H, W) -> scores (E, Q), boxes (E, Q, 4).
@@ -77,7 +79,7 @@ def query_ranking(
     num_queries = model.config.num_queries
     out: dict[str, dict[str, list]] = {}
     for name, queries in (("right", eval_set.queries[0]), ("wrong", eval_set.wrong[0])):
-        scores, boxes = [], []
+        scores, boxes, alignment = [], [], []
         for start in range(0, len(eval_set.categories), batch_size):
             stop = min(start + batch_size, len(eval_set.categories))
             batch = model_input(
@@ -90,7 +92,8 @@ def query_ranking(
                 order = found.queries.argsort()  # back to the object queries' order
                 scores.append(found.scores[order].tolist())
                 boxes.append(found.boxes[order].tolist())
-        out[name] = {"scores": scores, "boxes": boxes}
+            alignment.extend(alignment_scores(model, batch).tolist())
+        out[name] = {"scores": scores, "alignment": alignment, "boxes": boxes}
     return out
 
 
@@ -130,6 +133,7 @@ def _figure7(run_dir: RunDir, kinds: tuple[str, ...], episodes: int, seed: int) 
                 for which in ("right", "wrong")
             },
             "scores": {which: ranking[which]["scores"] for which in ("right", "wrong")},
+            "alignment": {which: ranking[which]["alignment"] for which in ("right", "wrong")},
         }
         if kind == "ia":
             draw_predictions(model, eval_set, run_dir.root / "predictions.png")
