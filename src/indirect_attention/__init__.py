@@ -10,24 +10,30 @@ Shape legend (batch-first everywhere):
     detection adds Q object queries and N = h·w target tokens.
 """
 
-from .core import (
-    ContentEnrichedQueries,
-    CrossAttention,
-    CrossAttentionFusion,
-    DecoderOutput,
-    FeedForward,
-    IndirectAttention,
-    IndirectDecoder,
-    IndirectDecoderLayer,
-    NaiveMisalignedAttention,
-    PointerUpdate,
-    ReferenceUpdate,
-    RelativePositionBias,
-    SelfAttention,
-    attend,
-    attend_reference,
-    attention_map,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below load on first use, so `ia --help` need not import torch
+    from .core import (
+        ContentEnrichedQueries,
+        CrossAttention,
+        CrossAttentionFusion,
+        DecoderOutput,
+        FeedForward,
+        IndirectAttention,
+        IndirectDecoder,
+        IndirectDecoderLayer,
+        NaiveMisalignedAttention,
+        PointerUpdate,
+        ReferenceUpdate,
+        RelativePositionBias,
+        SelfAttention,
+        attend,
+        attend_reference,
+        attention_map,
+    )
 
 __version__ = "0.1.0"
 
@@ -50,3 +56,14 @@ __all__ = [
     "attend_reference",
     "attention_map",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names of :mod:`.core`, imported on first use (PEP 562)."""
+    if name in __all__ and name != "__version__":
+        return getattr(importlib.import_module(".core", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

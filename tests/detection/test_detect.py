@@ -155,7 +155,7 @@ class _ExtentModel(IADETR):
     fractions = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.75, 1.0], [0.1, 0.1, 0.2, 0.2]])
     logits = torch.tensor([2.0, 0.0, -2.0])  # sigmoid: 0.88, 0.5, 0.12
 
-    def forward(self, targets, queries, target_padding=None) -> DetrOutput:
+    def forward(self, targets, queries, target_padding=None, query_offsets=None) -> DetrOutput:
         height, width = targets.shape[-2:]
         rows, cols = height, width
         if target_padding is not None:
@@ -240,7 +240,7 @@ def test_cli_reports_bad_inputs(
     missing = tmp_path / "no" / "checkpoint.pt"
     argv = ["detr", "detect", "--checkpoint", str(missing), "--query", str(files["query"])]
     assert main([*argv, "--target", str(files["a"]), "--out", str(tmp_path / "x.json")]) == 2
-    assert f"{missing} does not exist" in capsys.readouterr().err
+    assert f"--checkpoint: '{missing}' does not exist" in capsys.readouterr().err
 
 
 def test_query_and_tensor_checks_name_the_argument(files: dict[str, Path]) -> None:

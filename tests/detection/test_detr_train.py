@@ -147,9 +147,11 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert torch.load(path, weights_only=True)["step"] == 7
 
 
-def test_cli_train_trains_the_library_recipe():
+def test_cli_train_trains_the_library_recipe(tmp_path, monkeypatch):
     """`ia detr train` only parses: with no flag it trains DetrTrainConfig() (the emoji recipe);
     --data voc takes the defaults the VOC source implies (the authors' real-data recipe)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "root").mkdir()  # --data-root must exist
     parser = build_parser()
     config = _train_config(
         parser.parse_args(["detr", "train", "--out", "x"]), out="x", kind="ia", seed=0
@@ -165,7 +167,10 @@ def test_cli_train_trains_the_library_recipe():
     assert config.lr_backbone == config.lr == 1e-3  # a backbone from scratch: the same rate
 
 
-def test_cli_rejects_data_options_of_another_source(capsys):
+def test_cli_rejects_data_options_of_another_source(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "t.json").write_text("{}")
     argv = ["detr", "train", "--data", "voc", "--data-root", "r", "--train-json", "t.json"]
     assert main([*argv, "--out", "x"]) == 2
     assert "--train-json does not apply to --data voc" in capsys.readouterr().err

@@ -276,6 +276,24 @@ def test_cli_resume_takes_a_run_directory(tmp_path: Path) -> None:
     assert main(["detr", "train", "--resume", str(out), "--epochs", "2", *common]) == 0
     assert json.loads((out / "results.json").read_text())["steps"] == 4
     assert [row["epoch"] for row in read_jsonl(out / "metrics.jsonl")] == [1, 2]
-    with pytest.raises(SystemExit):
-        main(["detr", "train", "--resume", str(out), "--init-weights", "w.pt", *common])
+    assert main(["detr", "train", "--resume", str(out), "--init-weights", "w.pt", *common]) == 2
     assert main(["detr", "train", "--resume", str(tmp_path / "nowhere"), *common]) == 2
+
+
+def test_cli_resume_reads_the_recipe_from_the_run(tmp_path: Path) -> None:
+    """`--resume RUN --epochs N` alone continues RUN with its own recipe (RUN/config.json)."""
+    out = tmp_path / "run"
+    recipe = ["--train-episodes", "4", "--batch-size", "2", "--dim", "32", "--layers", "1"]
+    recipe += ["--queries", "4", "--eval-episodes", "2", "--cache-dir", str(tmp_path / "cache")]
+    recipe += ["--pretrain-steps", "0", "--lr", "5e-4", "--kind", "misaligned"]
+    assert main(["detr", "train", "--out", str(out), "--epochs", "1", *recipe]) == 0
+    first = json.loads((out / "config.json").read_text())
+    assert main(["detr", "train", "--resume", str(out), "--epochs", "2", "--threads", "1"]) == 0
+    second = json.loads((out / "config.json").read_text())
+    assert {k for k in first if first[k] != second[k]} == {"epochs", "resume"}
+    assert second["model"]["kind"] == "misaligned" and second["lr"] == 5e-4
+    assert json.loads((out / "results.json").read_text())["steps"] == 4
+    # a flag that would change the recipe is refused before anything is written
+    before = (out / "metrics.jsonl").read_text()
+    assert main(["detr", "train", "--resume", str(out), "--epochs", "3", "--lr", "1e-3"]) == 2
+    assert (out / "metrics.jsonl").read_text() == before

@@ -134,7 +134,7 @@ def test_cli_reports_a_bad_seed():
         text=True,
     )
     assert process.returncode == 2
-    assert "seed must be an integer >= 0, got -2" in process.stderr
+    assert "--seed: expected a non-negative integer (>= 0), got '-2'" in process.stderr
 
 
 def test_figure1_is_readable(tiny_run):

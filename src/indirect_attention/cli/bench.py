@@ -5,14 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bench.attention import VARIANTS, AttentionBenchConfig
-from ..bench.attention import run as run_attention
-from ..bench.scaling import SCALING_VARIANTS, ScalingBenchConfig
-from ..bench.scaling import run as run_scaling
-from ..bench.train import PARTS, TrainBenchConfig
-from ..bench.train import run as run_train
-from ..plots.bench_scaling import draw_bench_scaling
-
 
 def _ints(text: str) -> list[int]:
     try:
@@ -27,6 +19,10 @@ def _ints(text: str) -> list[int]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..bench.attention import VARIANTS
+    from ..bench.scaling import SCALING_VARIANTS
+    from ..bench.train import PARTS
+
     parser = subparsers.add_parser("bench", help="benchmarks (speed is measured, never asserted)")
     commands = parser.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
     attention = commands.add_parser(
@@ -83,6 +79,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
+    from ..bench.attention import AttentionBenchConfig
+    from ..bench.attention import run as run_attention
+
     config = AttentionBenchConfig(
         out=args.out,
         sizes=args.sizes,
@@ -102,6 +101,9 @@ def _attention(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..bench.train import TrainBenchConfig
+    from ..bench.train import run as run_train
+
     config = TrainBenchConfig(
         out=args.out,
         parts=[name for name in args.parts.split(",") if name],
@@ -122,6 +124,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _scaling(args: argparse.Namespace) -> int:
+    from ..bench.scaling import ScalingBenchConfig
+    from ..bench.scaling import run as run_scaling
+    from ..plots.bench_scaling import draw_bench_scaling
+
     config = ScalingBenchConfig(
         out=args.out,
         sizes=args.sizes,

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from . import detr_release
+from .errors import UserError
 
 SUPPRESS = argparse.SUPPRESS  # flags not given keep the library's defaults
 
@@ -318,18 +319,21 @@ def _train(args: argparse.Namespace) -> int:
     from ..detection.train import run
     from ..training.distributed import context_from_env
 
-    out = args.out
-    if out is None and args.resume is not None:
-        resume = Path(args.resume)
-        if not (resume.is_file() or (resume / "checkpoint.pt").is_file()):
-            raise FileNotFoundError(
-                f"no checkpoint in {resume} (with --out {resume} as well, a missing checkpoint "
-                "starts the run fresh)"
-            )
-        out = str(resume.parent if resume.is_file() else resume)
-    if out is None:
-        raise ValueError("ia detr train needs --out (or --resume RUN_DIR)")
-    result = run(_train_config(args, out=out, kind=args.kind, seed=args.seed))
+    if args.resume is not None:  # the recipe is the run's own (cli/resume.py)
+        from .resume import resume_recipe
+
+        config = resume_recipe(
+            args,
+            getattr(args, "given", set(vars(args))),
+            sources=_sources(),
+            fresh=lambda out: _train_config(args, out=out, kind=args.kind, seed=args.seed),
+        )
+    elif args.out is None:
+        raise UserError("ia detr train needs --out RUN_DIR (or --resume RUN_DIR)")
+    else:
+        config = _train_config(args, out=args.out, kind=args.kind, seed=args.seed)
+    out = config.out
+    result = run(config)
     if not context_from_env().is_main:  # under torchrun, rank 0 reports
         return 0
     summary = f"{result['steps']} steps | {result['minutes']:.1f} min; wrote {out}"
@@ -389,8 +393,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def _table1(args: argparse.Namespace) -> int:
     from ..detection.table1 import Table1Config, run
+    from .table_folder import check_table_folder
 
     recipe = _train_config(args, out=args.out, kind="ia", seed=0)
+    check_table_folder(args.out, recipe, overwrite=getattr(args, "overwrite", False))
     table = run(
         Table1Config(
             out=args.out,

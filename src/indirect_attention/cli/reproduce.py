@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..report import update_readme
-from ..reproduce import PARTS, PROFILES, ReproduceConfig, run
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..reproduce import PARTS, PROFILES
+
     parser = subparsers.add_parser(
         "reproduce",
         help="re-run the paper's experiments on embedded data and write a report",
@@ -45,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..report import update_readme
+    from ..reproduce import ReproduceConfig, run
+
     if args.update_readme is not None:
         path = update_readme(args.update_readme, readme=args.readme, figures_dir=args.figures_dir)
         print(f"[reproduce] updated {path} from {args.update_readme}")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ..tasks import KINDS, ModelConfig, SyntheticConfig, run
-from ..training import seed_everything
-
 TASK_NAMES = {"sort": "sort", "sorting": "sort", "retrieval": "retrieval", "lookup": "lookup"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..tasks import KINDS, ModelConfig, SyntheticConfig  # the library's defaults
+
     parser = subparsers.add_parser(
         "synthetic", help="sorting / retrieval / lookup with indirect, naive and cross models"
     )
@@ -63,22 +60,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _model_lrs(text: str) -> dict[str, float]:
+    from ..tasks import KINDS
+
     lrs = {}
     for item in filter(None, text.split(",")):
         name, _, value = item.partition("=")
-        if name not in KINDS or not value:
+        try:
+            lrs[name] = float(value)
+        except ValueError:
+            lrs[name] = -1.0
+        if name not in KINDS or not lrs[name] > 0 or lrs[name] == float("inf"):
             raise ValueError(
-                f"--model-lr items must look like kind=lr with kind in {KINDS}, got {item!r}"
+                f"--model-lr items must look like kind=lr with kind in {KINDS} and lr > 0, "
+                f"got {item!r}"
             )
-        lrs[name] = float(value)
     return lrs
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..tasks import KINDS, ModelConfig, SyntheticConfig, run
+    from ..training import seed_everything
+
     models = tuple(name.strip() for name in args.kinds.split(",") if name.strip())
     unknown = [name for name in models if name not in KINDS]
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose from {KINDS}")
+    if args.dim % args.heads:
+        raise ValueError(f"--dim {args.dim} must be a multiple of --heads {args.heads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed_base)

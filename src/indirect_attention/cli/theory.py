@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..theory import TheoryConfig, run
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,6 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..theory import TheoryConfig, run
+
     config = TheoryConfig(out=args.out, quick=args.quick, seed=args.seed)
     results = run(config)
     print(f"[theory] wrote {config.out}/results.json and figure1.png in {results['seconds']:.1f} s")

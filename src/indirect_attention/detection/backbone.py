@@ -90,14 +90,42 @@ class SmallResNet(nn.Module):
         return self.layers(x)
 
 
+def _load_resnet50_weights(net: nn.Module, weights: str | Path) -> None:
+    """Load a torchvision ResNet-50 state dict into ``net``: every tensor of the body must be
+    there with its shape (the classifier ``fc`` is not used and may be missing).
+
+    Raises:
+        ValueError: not a state dict, or one of another network (names the differences).
+    """
+    from ..training.checkpoint import read_weights_only
+
+    state = read_weights_only(weights, expected="a torchvision ResNet-50 state dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{weights} is not a state dict (name -> tensor) of a ResNet-50")
+    expected = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    found = [
+        f"{len(names)} {what} (e.g. {', '.join(names[:2])})"
+        for names, what in ((missing, "missing"), (unexpected, "unexpected"), (shapes, "resized"))
+        if names
+    ]
+    if found:
+        raise ValueError(
+            f"{weights} does not hold ResNet-50 weights: tensors {'; '.join(found)}; expected a "
+            "torchvision resnet50 state_dict()"
+        )
+    net.load_state_dict(state, strict=False)  # strict but for the unused classifier
+
+
 def _resnet50_body(weights: str | Path | None) -> tuple[nn.Module, int, int]:
     from torchvision.models import resnet50
 
     net = resnet50(weights=None)
     if weights is not None:
-        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        net.load_state_dict(state, strict=False)
+        _load_resnet50_weights(net, weights)
     body = nn.Sequential(
         net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3
     )
@@ -118,6 +146,10 @@ class Backbone(nn.Module):
 
     def __init__(self, dim: int, *, name: str = "small", weights: str | Path | None = None) -> None:
         super().__init__()
+        if weights is not None and name != "resnet50":
+            raise ValueError(
+                f"backbone weights {weights} apply to the resnet50 backbone only (--backbone resnet50), got {name!r}"
+            )
         if name == "small":
             self.body: nn.Module = SmallResNet()
             channels, self.stride = self.body.out_channels, SmallResNet.stride

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
+
+from ..training.checkpoint import read_weights_only
 
 __all__ = ["CHECKPOINT_NAME", "load_model_weights", "resume_source"]
 
@@ -37,11 +38,16 @@ def load_model_weights(model: nn.Module, path: str | Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            reason = " ".join(str(error).split())
+            raise ValueError(f"cannot load {path}: not a .safetensors file ({reason})") from None
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_weights_only(path, expected="a checkpoint, a state dict or .safetensors")
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
     if not isinstance(state, dict):

@@ -196,6 +196,11 @@ def evaluate_checkpoint(
     pairs = data.eval_pairs(split, count=count, draws=draws, seed=seed)
     if pairs is None:
         raise ValueError(f"--data {data.name} has no {split!r} split configured")
+    if not any(pairs.right):
+        raise ValueError(
+            f"--data {data.name}, split {split!r}: no evaluation pairs (a target image with an "
+            "object of the split's classes and a query of that class); expected at least one"
+        )
     result = evaluate(model, pairs, query_placement=query_placement, placement_seed=seed)
     result.update(checkpoint=str(checkpoint), kind=model.config.kind, protocol_seed=seed)
     if random_placement_draws > 0:

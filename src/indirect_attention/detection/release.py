@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..training.checkpoint import read_weights_only
 from ..training.records import atomic_write_bytes, atomic_write_text
 from .model import IADETR, DetrModelConfig
 from .preprocess import InputSpec
@@ -83,10 +84,7 @@ def _input_spec(extra: dict[str, Any]) -> InputSpec:
 
 
 def _load_training_checkpoint(path: Path, map_location: str | torch.device) -> IADETR:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(f"cannot read checkpoint {path} (weights_only=True): {error}") from None
+    state = read_weights_only(path, expected="a checkpoint.pt written by `ia detr train`")
     if (
         not isinstance(state, dict)
         or "model" not in state

@@ -215,6 +215,14 @@ def _pretrained_state(training: TrainingSet, config: DetrTrainConfig) -> tuple[d
     )
 
 
+def _where(data: DataSource) -> str:
+    """The files a data source reads, for messages."""
+    named = [
+        f"{k} {getattr(data, k)}" for k in ("train_json", "data_root") if getattr(data, k, None)
+    ]
+    return ", ".join(named) or "its default files"
+
+
 def run(config: DetrTrainConfig) -> dict:
     """Train one model; return the final validation results (also in ``results.json``).
 
@@ -278,9 +286,7 @@ def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             f"number of processes, {context.world_size}"
         )
     started = time.monotonic()
-    run_dir = RunDir(config.out) if context.is_main else None
-    if run_dir is not None:
-        run_dir.write_config(config_record(config))
+    run_dir = None  # created with config.json once the model, weights and data are checked
     torch.manual_seed(config.seed)
     model = IADETR(config.model, input_spec=config.data.input_spec(), seed=config.seed)
     if config.init_weights is not None:
@@ -308,9 +314,24 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
     run = _build(config, context, device)
     with local_main_first(context):  # one process per machine renders a cache
         training = config.data.training_set(seed=config.seed, progress=config.progress)
+    if training.num_batches(config.batch_size) == 0:
+        raise ValueError(
+            f"the training data of --data {config.data.name} ({_where(config.data)}) holds no "
+            "trainable pairs (an image "
+            "with an object of a seen class, and a query of that class from another image); "
+            "expected at least one"
+        )
     val = None
     if context.is_main:
         val = config.data.eval_pairs("val", count=config.eval_episodes, draws=1, seed=config.seed)
+        if val is not None and not any(val.right):
+            raise ValueError(
+                f"the validation data of --data {config.data.name} holds no evaluation pairs; "
+                "expected at least one (or leave out the validation data)"
+            )
+    if context.is_main:
+        run.run_dir = RunDir(config.out)
+        run.run_dir.write_config(config_record(config))
     if config.pretrain_steps > 0 and source is None and config.init_weights is None:
         with local_main_first(context):
             state, report = _pretrained_state(training, config)

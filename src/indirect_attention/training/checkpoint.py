@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import random
 import sys
 from pathlib import Path
@@ -25,7 +26,46 @@ from torch import nn
 
 from .records import atomic_write_bytes
 
-__all__ = ["capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
+__all__ = ["capture_rng", "load_checkpoint", "read_weights_only", "restore_rng", "save_checkpoint"]
+
+
+def read_weights_only(
+    path: str | os.PathLike[str],
+    *,
+    map_location: str | torch.device = "cpu",
+    expected: str = "a checkpoint written by torch.save",
+) -> Any:
+    """``torch.load(path, weights_only=True)`` whose failures name the file and what was expected.
+
+    A file that is not a ``torch.save`` archive (a text, an image, a truncated download) or one
+    holding Python objects beyond tensors and plain data is refused with a one-line
+    ``ValueError``; torch's own message is not passed on, since it advises loading with
+    ``weights_only=False``, which would run code from the file.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: ``path`` cannot be opened.
+        ValueError: ``path`` is not a weights-only ``torch.save`` file.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:  # missing, a folder, unreadable: the OSError names the file
+        head = handle.read(4)
+    saved = head == b"PK\x03\x04" or head[:1] == b"\x80"  # torch.save: a zip, or a pickle
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        reason = "it is not a torch.save file"
+        if saved:
+            reason = "it holds Python objects beyond tensors and plain data, which are not loaded"
+    except EOFError:
+        reason = "it is empty or cut short"
+    except RuntimeError as error:
+        truncated = "central directory" in str(error)
+        reason = (
+            "it is cut short (an incomplete copy?)" if truncated else "its archive is not torch's"
+        )
+    except (KeyError, ValueError, AttributeError, IndexError, TypeError, UnicodeDecodeError):
+        reason = "it is not a torch.save file"
+    raise ValueError(f"cannot load {path}: {reason}; expected {expected}")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -125,7 +165,11 @@ def load_checkpoint(
     switches precision starts a fresh scale); a generator only when its name was saved.
     ``restore_random`` restores the global RNG states.
     """
-    state = torch.load(Path(path), map_location=map_location, weights_only=True)
+    state = read_weights_only(path, map_location=map_location, expected="a training checkpoint")
+    if not isinstance(state, dict) or not {"model", "epoch", "step"} <= state.keys():
+        raise ValueError(
+            f"{path} is not a training checkpoint (expected a dict with model, epoch and step)"
+        )
     if model is not None:
         model.load_state_dict(state["model"])
     if optimizer is not None and "optimizer" in state:

@@ -13,6 +13,7 @@ Shapes:
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -127,6 +128,11 @@ class _PairTrainingSet(TrainingSet):
                 return
             start, stop = shard_bounds(len(chunk), rank=rank, world_size=world)
             yield pair_batch(chunk[start:stop], self.spec, plan.stride)  # padded per rank
+
+    def num_batches(self, batch_size: int) -> int:
+        """Batches of epoch 0 (a pair needs a query of its class from another image)."""
+        rng = np.random.default_rng([self.seed, 0])
+        return math.ceil(len(training_pairs(self.dataset, self.split, rng)) / batch_size)
 
 
 def _wrong_queries(
