@@ -59,7 +59,8 @@ def _margins(
 ) -> dict[int, float]:
     """seed -> the model's ``key`` on ``split`` (empty when per-seed values are not recorded)."""
     runs = table["models"].get(model, {}).get(split, {}).get(key, {}).get("runs")
-    return {seed: float(v) for seed, v in enumerate(runs or [])}
+    # a seed without a value (a matching AUC of a run that hit no distractor: null) is left out
+    return {seed: float(v) for seed, v in enumerate(runs or []) if v is not None}
 
 
 def _class_claims(table: dict[str, Any], scale: str) -> list[Claim]:
@@ -102,7 +103,7 @@ def _class_claims(table: dict[str, Any], scale: str) -> list[Claim]:
 #: The paired measures of the order rows: (record key, what it is, unit).
 _MEASURES = (
     ("margin", "margin over the wrong-query control", "AP50 points"),
-    ("matching_auc", "matching AUC", "AUC"),
+    ("matching_auc", "matching AUC", "AUC points (×100)"),
 )
 
 
