@@ -43,7 +43,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     detect.set_defaults(func=_detect)
 
     export = commands.add_parser(
-        "export", help="write model.safetensors + config.json for inference"
+        "export",
+        help="write model.safetensors + config.json + README.md (model card), the folder "
+        "IADETR.from_pretrained reads",
     )
     export.add_argument("--checkpoint", required=True, help="checkpoint.pt of `ia detr train`")
     export.add_argument("--out", required=True, help="output folder")
@@ -121,7 +123,7 @@ def _export(args: argparse.Namespace) -> int:
     out = export_detector(model, args.out, source=str(args.checkpoint))
     spec = model.input_spec
     print(
-        f"wrote {out / 'model.safetensors'} and {out / 'config.json'} "
+        f"wrote {out}: model.safetensors, config.json and the model card README.md "
         f"({model.config.kind}, targets {spec.target_size} px, queries {spec.query_size} px)"
     )
     return 0

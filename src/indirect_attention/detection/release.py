@@ -5,11 +5,14 @@ Two formats load into an :class:`~.model.IADETR` ready for :func:`~.detect.detec
 * a **training checkpoint** (``checkpoint.pt`` of ``ia detr train``), read with
   ``torch.load(weights_only=True)``: the model state, its :class:`~.model.DetrModelConfig` and the
   input sizes (``extra["input_spec"]``; older checkpoints: derived from the recipe's fields);
-* an **exported folder** (``ia detr export``): ``model.safetensors`` (weights only, no pickle)
-  and ``config.json``::
+* an **exported folder** (``ia detr export``, ``model.save_pretrained(dir)`` of :mod:`.hub`):
+  ``model.safetensors`` (weights only, no pickle), ``config.json``::
 
       {"format": "ia-detr", "format_version": 1, "model": {DetrModelConfig fields},
        "input": {"target_size": 128, "query_size": 48, "stride": 8}, "source": "..."}
+
+  and a model card ``README.md`` (:func:`model_card`: architecture, input sizes, the weights'
+  SHA-256, how to load). Folders written before the card existed load the same way.
 
 The ResNet-50 ``backbone_weights`` path of the recipe is dropped on loading: the saved state
 already holds every backbone weight, and the file may not exist on the machine that loads.
@@ -17,6 +20,7 @@ already holds every backbone weight, and the file may not exist on the machine t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -28,7 +32,7 @@ from ..training.records import atomic_write_bytes, atomic_write_text
 from .model import IADETR, DetrModelConfig
 from .preprocess import InputSpec
 
-__all__ = ["EXPORT_FORMAT", "export_detector", "load_detector"]
+__all__ = ["EXPORT_FORMAT", "export_detector", "load_detector", "model_card"]
 
 EXPORT_FORMAT = "ia-detr"
 _FORMAT_VERSION = 1
@@ -113,6 +117,11 @@ def _load_export(weights: Path, map_location: str | torch.device) -> IADETR:
         raise ValueError(
             f"{config_path}: format {document.get('format')!r}, expected {EXPORT_FORMAT!r}"
         )
+    if int(document.get("format_version", 1)) > _FORMAT_VERSION:
+        raise ValueError(
+            f"{config_path}: format_version {document['format_version']}, this version reads "
+            f"up to {_FORMAT_VERSION} (written by a newer indirect-attention?)"
+        )
     try:
         state = load_file(weights, device="cpu")
     except (SafetensorError, OSError) as error:
@@ -154,12 +163,15 @@ def load_detector(path: str | Path, *, map_location: str | torch.device = "cpu")
 
 
 def export_detector(model: IADETR, out_dir: str | Path, *, source: str = "") -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``out_dir`` (atomically each).
+    """Write ``model.safetensors``, ``config.json`` and the card ``README.md`` into ``out_dir``.
+
+    Each file is written atomically; the card is rewritten with the weights it describes.
+    ``model.save_pretrained(out_dir)`` (:mod:`.hub`) calls this.
 
     Args:
         model: The detector; its ``input_spec`` is recorded with the architecture.
         out_dir: Destination folder (created).
-        source: Where the weights came from, recorded in ``config.json``.
+        source: Where the weights came from, recorded in ``config.json`` and the card.
 
     Returns:
         The folder.
@@ -167,14 +179,12 @@ def export_detector(model: IADETR, out_dir: str | Path, *, source: str = "") -> 
     Raises:
         ValueError: the model records no input sizes.
     """
-    from safetensors.torch import save
-
     spec = model.input_spec
     if spec is None:
         raise ValueError("the model records no input sizes (model.input_spec is None)")
     out = Path(out_dir)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(out / "model.safetensors", save(tensors, metadata={"format": "pt"}))
+    weights = _weights_bytes(model)
+    atomic_write_bytes(out / "model.safetensors", weights)
     document = {
         "format": EXPORT_FORMAT,
         "format_version": _FORMAT_VERSION,
@@ -183,4 +193,91 @@ def export_detector(model: IADETR, out_dir: str | Path, *, source: str = "") -> 
         "source": source,
     }
     atomic_write_text(out / "config.json", json.dumps(document, indent=2) + "\n")
+    atomic_write_text(out / "README.md", model_card(model, source=source, weights=weights))
     return out
+
+
+def _weights_bytes(model: IADETR) -> bytes:
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    return save(tensors, metadata={"format": "pt"})
+
+
+_CARD = """---
+library_name: indirect-attention
+pipeline_tag: object-detection
+tags:
+- indirect-attention
+- one-shot-object-detection
+- model_hub_mixin
+- pytorch_model_hub_mixin
+---
+
+# IA-DETR one-shot detector ({kind})
+
+The one-shot detector of *Indirect Attention* (arXiv 2509.26015, §6.2): given a query image (an
+example of a kind of object) and a target image, it boxes every instance of the query's class in
+the target.
+
+| | |
+|---|---|
+| kind | `{kind}` (decoder: {num_layers} layers, dim {dim}, {num_heads} heads, {num_queries} object queries) |
+| backbone | `{backbone}` |
+| inputs | targets resized to {target_size} px (longer side), queries to {query_size} px, stride {stride} |
+| parameters | {parameters:,} |
+| weights | `model.safetensors`, SHA-256 `{sha256}` |
+| made from | {source} |
+
+## Use
+
+```python
+from indirect_attention.detection import IADETR
+from indirect_attention.detection.detect import detect
+
+model = IADETR.from_pretrained("path/to/this/folder")
+found = detect(model, "target.jpg", "query.png", threshold=0.5)  # found.boxes (K, 4) xyxy pixels
+```
+
+```
+ia detr detect --checkpoint path/to/this/folder --query query.png --target target.jpg --out detections.json
+```
+
+## Data and limits
+
+This card is written by `save_pretrained` / `ia detr export`, which know the architecture, not the
+data: the run that made the weights records its data and recipe in its own `config.json` ("made
+from" above). A detector trained on the embedded emoji benchmark finds emoji-like sprites on photo
+backgrounds; it does not find objects in real photographs.
+"""
+
+
+def model_card(model: IADETR, *, source: str = "", weights: bytes | None = None) -> str:
+    """The model card (``README.md``, with Hub metadata) of an export.
+
+    Args:
+        model: The detector; ``input_spec`` must be set.
+        source: Where the weights came from.
+        weights: The ``model.safetensors`` bytes written beside the card (default: serialised
+            from ``model``), whose SHA-256 the card records.
+    """
+    spec = model.input_spec
+    if spec is None:
+        raise ValueError("the model records no input sizes (model.input_spec is None)")
+    config = model.config
+    return _CARD.format(
+        kind=config.kind,
+        num_layers=config.num_layers,
+        dim=config.dim,
+        num_heads=config.num_heads,
+        num_queries=config.num_queries,
+        backbone=config.backbone,
+        target_size=spec.target_size,
+        query_size=spec.query_size,
+        stride=int(model.backbone.stride),
+        parameters=sum(p.numel() for p in model.parameters()),
+        sha256=hashlib.sha256(
+            weights if weights is not None else _weights_bytes(model)
+        ).hexdigest(),
+        source=f"`{source}`" if source else "not recorded",
+    )
