@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .data.episodes import mean_std
 from .matching import matching_auc
@@ -57,7 +58,7 @@ def oracle_boxes(pairs: EvalPairs, *, seeds: int = 20) -> float:
 
 
 def _score(
-    model: IADETR, pairs: list[EvalPair], spec: InputSpec, batch_size: int, draw: int
+    model: IADETR, pairs: list[EvalPair], spec: InputSpec, batch_size: int, draw: int, bar: tqdm
 ) -> list[Detection]:
     detections = []
     for start in range(0, len(pairs), batch_size):
@@ -73,16 +74,24 @@ def _score(
                 Detection(pair.image_id, pair.category, tuple(box), score, draw)
                 for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True)
             )
+        bar.update(len(chunk))
     return detections
 
 
-def evaluate(model: IADETR, pairs: EvalPairs, *, input_spec: InputSpec | None = None) -> dict:
+def evaluate(
+    model: IADETR,
+    pairs: EvalPairs,
+    *,
+    input_spec: InputSpec | None = None,
+    progress: bool = False,
+) -> dict:
     """The protocol's numbers for ``model`` on ``pairs`` (see the module docstring).
 
     Args:
         model: The detector (evaluated in eval mode, then its mode is restored).
         pairs: The pairs of a data source.
         input_spec: Input sizes; default ``model.input_spec``.
+        progress: Show a progress bar over the (query, target) pairs.
 
     Returns:
         ``{"ap50": {"mean", "std", "draws"}, "wrong_query": {...}, "margin",
@@ -96,10 +105,13 @@ def evaluate(model: IADETR, pairs: EvalPairs, *, input_spec: InputSpec | None = 
     model.eval()
     right: list[list[Detection]] = []
     wrong: list[list[Detection]] = []
+    total = sum(len(p) for p in pairs.right) + sum(len(p) for p in pairs.wrong)
+    bar = tqdm(total=total, desc=f"eval {pairs.split}", unit="pair", disable=not progress)
     with torch.no_grad():
         for draw in range(len(pairs.right)):
-            right.append(_score(model, pairs.right[draw], spec, pairs.batch_size, draw))
-            wrong.append(_score(model, pairs.wrong[draw], spec, pairs.batch_size, draw))
+            right.append(_score(model, pairs.right[draw], spec, pairs.batch_size, draw, bar))
+            wrong.append(_score(model, pairs.wrong[draw], spec, pairs.batch_size, draw, bar))
+    bar.close()
     model.train(was_training)
     right_ap = [_ap50(pairs, found) for found in right]
     wrong_ap = [_ap50(pairs, found) for found in wrong]
@@ -136,6 +148,7 @@ def evaluate_checkpoint(
     count: int | None = None,
     draws: int = 5,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """The protocol on ``split`` (``seen``, ``unseen`` or ``val``) of ``data`` for a saved model.
 
@@ -146,6 +159,7 @@ def evaluate_checkpoint(
         count: Targets (None: the source's default).
         draws: Query draws per target.
         seed: Seed of the draws.
+        progress: Show a progress bar.
 
     Raises:
         ValueError: the source has no such split.
@@ -154,6 +168,6 @@ def evaluate_checkpoint(
     pairs = data.eval_pairs(split, count=count, draws=draws, seed=seed)
     if pairs is None:
         raise ValueError(f"--data {data.name} has no {split!r} split configured")
-    result = evaluate(model, pairs)
+    result = evaluate(model, pairs, progress=progress)
     result.update(checkpoint=str(checkpoint), kind=model.config.kind, protocol_seed=seed)
     return result

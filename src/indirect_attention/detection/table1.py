@@ -123,6 +123,7 @@ def score_run(config: Table1Config, kind: str, seed: int) -> dict:
             split,
             count=config.episodes,
             draws=config.draws,
+            progress=config.train.progress,
         )
     RunDir(out).write_json("eval.json", done)
     results = RunDir(out).read_results() or {}
