@@ -192,7 +192,9 @@ def test_detect_json_round_trips_through_pycocotools_and_eval_json(
     assert main([*argv, "--out", str(tmp_path / "x.json")]) == 2
 
 
-def test_eval_reads_what_detect_reads(model_path: Path, tmp_path: Path) -> None:
+def test_eval_reads_what_detect_reads(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     model = IADETR.from_pretrained(model_path)
     model.save_pretrained(tmp_path / "export")
     results = []
@@ -208,6 +210,8 @@ def test_eval_reads_what_detect_reads(model_path: Path, tmp_path: Path) -> None:
         result = json.loads((out / "results.json").read_text())
         results.append({k: v for k, v in result.items() if k != "checkpoint"})
     assert all(result == results[0] for result in results)
+    assert "eval " not in capsys.readouterr().err  # --quiet
     argv = ["detr", "eval", "--checkpoint", str(model_path), "--episodes", "4", "--draws", "1"]
-    assert main([*argv, "--quiet"]) == 0
+    assert main(argv) == 0
+    assert re.search(r"eval \w+: 100%.*8/8", capsys.readouterr().err)  # 4 right + 4 wrong
     assert (model_path / "eval-unseen" / "results.json").is_file()  # inside the run folder

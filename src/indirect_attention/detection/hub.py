@@ -78,7 +78,7 @@ class DetectorHubMixin(
                 "by save_pretrained or `ia detr export` (it never downloads: fetch a Hub "
                 "repository first with huggingface_hub.snapshot_download)"
             )
-        if path.is_file():  # checkpoint.pt / model.safetensors: not a mixin folder
+        if not (path / "model.safetensors").is_file():  # a run folder or a file: not the mixin's
             from .release import load_detector
 
             return load_detector(path, map_location=map_location)
