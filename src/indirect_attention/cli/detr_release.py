@@ -40,6 +40,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     detect.add_argument("--out", required=True, help="detections JSON (COCO results format)")
     detect.add_argument("--draw", default=None, help="folder for one PNG per target")
+    detect.add_argument(
+        "--draw-attention",
+        action="store_true",
+        help="in the --draw PNGs, a red heat map of where the detections' object queries "
+        "attended in the target (last decoder layer)",
+    )
     detect.add_argument("--threshold", type=float, default=0.5, help="minimum score")
     detect.add_argument("--max-detections", type=int, default=100, help="per target")
     detect.add_argument(
@@ -147,6 +153,7 @@ def _detect(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from ..detection.attention_map import attention_map
     from ..detection.detect import coco_image_ids, detect, detections_to_coco
     from ..detection.draw import draw_detections
     from ..detection.preprocess import crop_box, read_image
@@ -155,6 +162,8 @@ def _detect(args: argparse.Namespace) -> int:
 
     if args.query is None and args.query_box is None:
         raise ValueError("give --query QUERY.png, --query-box x0,y0,x1,y1, or both")
+    if args.draw_attention and args.draw is None:
+        raise ValueError("--draw-attention needs --draw DIR (the heat map is drawn there)")
     if args.nms is not None and not 0.0 <= args.nms <= 1.0:
         raise ValueError(f"--nms must lie in [0, 1], got {args.nms}")
     if args.threads > 0:
@@ -192,7 +201,17 @@ def _detect(args: argparse.Namespace) -> int:
             found, image_id=image_id, file_name=path, category_id=args.category_id
         )
         if args.draw is not None:
-            draw_detections(target, query, found, Path(args.draw) / name)
+            heat = None
+            if args.draw_attention:  # the detections' queries, or every query by its score
+                kept = len(found.queries) > 0
+                heat = attention_map(
+                    model,
+                    target,
+                    query,
+                    queries=found.queries if kept else None,
+                    weights=found.scores if kept else None,
+                )
+            draw_detections(target, query, found, Path(args.draw) / name, heat=heat)
     lines = ",\n".join(f"  {json.dumps(row)}" for row in rows)  # one detection per line
     atomic_write_text(args.out, f"[\n{lines}\n]\n" if rows else "[]\n")
     drawn = f" and {len(targets)} PNGs in {args.draw}" if args.draw is not None else ""

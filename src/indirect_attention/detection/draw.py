@@ -133,7 +133,13 @@ def _draw_boxes(panel: Tensor, found: Detections, color: str):  # -> PIL Image
 
 
 def draw_detections(
-    target: Tensor, query: Tensor, found: Detections, path: str | Path, *, color: str = "lime"
+    target: Tensor,
+    query: Tensor,
+    found: Detections,
+    path: str | Path,
+    *,
+    color: str = "lime",
+    heat: Tensor | None = None,
 ) -> Path:
     """Save the target with its detections and the query beside it as a PNG.
 
@@ -148,6 +154,8 @@ def draw_detections(
         found: The detections, boxes xyxy in the target's pixels.
         path: The PNG to write (folders created).
         color: Box and label colour.
+        heat: (H, W) in [0, 1], a heat map laid over the target in red (opacity 0.6 at 1), e.g.
+            :func:`~.attention_map.attention_map`.
 
     Returns:
         The path. The image is H pixels high and W + GAP + (query's shown width) wide.
@@ -161,7 +169,16 @@ def draw_detections(
         query[None].float().cpu(), size=(q_height, q_width), mode="bilinear", antialias=True
     )[0]
     canvas = Image.new("RGB", (width + GAP + q_width, height), "white")
-    canvas.paste(_draw_boxes(_to_uint8(target), found, color), (0, 0))
+    shown_target = target.detach().cpu().float()
+    if heat is not None:
+        if tuple(heat.shape) != (height, width):
+            raise ValueError(
+                f"heat must have shape (H, W) = {(height, width)}, got {tuple(heat.shape)}"
+            )
+        alpha = 0.6 * heat.detach().cpu().float().clamp(0.0, 1.0)[None]  # (1, H, W)
+        red = torch.tensor([1.0, 0.1, 0.0])[:, None, None]
+        shown_target = (1 - alpha) * shown_target + alpha * red
+    canvas.paste(_draw_boxes(_to_uint8(shown_target), found, color), (0, 0))
     canvas.paste(Image.fromarray(_to_uint8(shown).permute(1, 2, 0).numpy()), (width + GAP, 0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
