@@ -16,13 +16,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``detect`` and ``export`` under ``ia detr``."""
     detect = commands.add_parser(
         "detect",
-        help="find the query's class in target images; write COCO-style JSON and drawings",
+        help="find the query's class in target images; write a COCO results JSON and drawings",
         description="One-shot detection on your own images. The query is an image file "
         "(--query), a box of it (--query --query-box), or a box of the first target "
-        "(--query-box alone); it is used for every target. Boxes are in original pixels.",
+        "(--query-box alone); it is used for every target. Boxes are in original pixels. "
+        "The output is a COCO results file: image_id 1, 2, ... in target order (or from --gt), "
+        "category_id --category-id for every detection.",
     )
     detect.add_argument(
-        "--checkpoint", required=True, help="checkpoint.pt, or a folder of `ia detr export`"
+        "--checkpoint",
+        required=True,
+        help="a trained model: a run folder, its checkpoint.pt, an `ia detr export` folder or "
+        "its model.safetensors",
     )
     detect.add_argument("--query", default=None, help="query image file")
     detect.add_argument(
