@@ -6,7 +6,7 @@ model of the Hugging Face ecosystem does::
     model.save_pretrained("my-detector")    # config.json + model.safetensors + README.md (card)
     model = IADETR.from_pretrained("my-detector")
 
-The three files are the export format of :mod:`.release` (``ia detr export`` writes the same);
+The three files are the export format of :mod:`.export_format` (``ia detr export`` writes the same);
 the mixin contributes the ecosystem's method names, its ``push_to_hub`` and the card's metadata.
 
 **Nothing is downloaded.** :meth:`DetectorHubMixin.from_pretrained` reads a path on this machine
@@ -24,6 +24,8 @@ from typing import Any
 
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 
+from .export_format import export_detector, load_into, model_card
+
 __all__ = ["DetectorHubMixin"]
 
 
@@ -36,14 +38,12 @@ class DetectorHubMixin(
 ):
     """``save_pretrained`` / ``from_pretrained`` for :class:`~.model.IADETR` (module docstring).
 
-    The mixin's hooks are routed to :mod:`.release`, the one place that writes and reads the
-    format; the model class itself reads and writes no file.
+    The mixin's hooks are routed to :mod:`.export_format`, the one place that writes and reads
+    the format; the model class itself reads and writes no file.
     """
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """Write ``model.safetensors``, ``config.json`` and the card ``README.md``."""
-        from .release import export_detector
-
         export_detector(self, save_directory)  # type: ignore[arg-type]
 
     @classmethod
@@ -79,9 +79,7 @@ class DetectorHubMixin(
                 "repository first with huggingface_hub.snapshot_download)"
             )
         if not (path / "model.safetensors").is_file():  # a run folder or a file: not the mixin's
-            from .release import load_detector
-
-            return load_detector(path, map_location=map_location)
+            return load_into(cls, path, map_location=map_location)
         kwargs["local_files_only"] = True
         return super().from_pretrained(path, map_location=map_location, **kwargs)
 
@@ -90,12 +88,8 @@ class DetectorHubMixin(
         cls, *, model_id: str, map_location: str = "cpu", **_: Any
     ) -> Any:
         """The mixin's loading hook, for a local folder (the mixin's own config is not used)."""
-        from .release import load_detector
-
-        return load_detector(model_id, map_location=map_location)
+        return load_into(cls, model_id, map_location=map_location)
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        """The card of :func:`~.release.model_card` (used by ``push_to_hub``)."""
-        from .release import model_card
-
+        """The card of :func:`~.export_format.model_card` (used by ``push_to_hub``)."""
         return ModelCard(model_card(self))  # type: ignore[arg-type]
