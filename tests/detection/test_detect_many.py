@@ -154,7 +154,7 @@ def test_score_labels_scale_with_the_image(tmp_path: Path) -> None:
 
 
 def test_detect_json_round_trips_through_pycocotools_and_eval_json(
-    model_path: Path, tmp_path: Path
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -190,6 +190,11 @@ def test_detect_json_round_trips_through_pycocotools_and_eval_json(
     argv = ["detr", "detect", "--checkpoint", str(model_path), "--query", str(stray)]
     argv += ["--target", str(stray), "--gt", str(data / "annotations.json")]
     assert main([*argv, "--out", str(tmp_path / "x.json")]) == 2
+    assert "target " + str(stray) + ": no image of" in capsys.readouterr().err
+    argv = ["detr", "detect", "--checkpoint", str(model_path), "--query", str(stray)]
+    argv += ["--target", str(data / "images"), "--gt", str(data / "annotations.json")]
+    assert main([*argv, "--category-id", "9999", "--out", str(tmp_path / "x.json")]) == 2
+    assert "--category-id 9999 is not a category of --gt" in capsys.readouterr().err
 
 
 def test_eval_reads_what_detect_reads(

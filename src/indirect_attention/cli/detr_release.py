@@ -159,6 +159,7 @@ def _detect(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..detection.attention_map import attention_map
+    from ..detection.data.coco import load_coco_json
     from ..detection.detect import coco_image_ids, detect, detections_to_coco
     from ..detection.draw import draw_detections
     from ..detection.preprocess import crop_box, read_image
@@ -178,6 +179,12 @@ def _detect(args: argparse.Namespace) -> int:
     image_ids = list(range(1, len(targets) + 1))
     if args.gt is not None:
         image_ids = coco_image_ids(args.gt, targets)
+        known = sorted(int(c["id"]) for c in load_coco_json(args.gt).get("categories", []))
+        if args.category_id not in known:
+            raise ValueError(
+                f"--category-id {args.category_id} is not a category of --gt {args.gt} "
+                f"(its ids: {', '.join(map(str, known[:20]))})"
+            )
     model = load_detector(args.checkpoint, map_location=_device(args.device))
     source = args.query if args.query is not None else targets[0]
     query = read_image(source)
