@@ -192,3 +192,48 @@ def test_bias_of_shared_references_is_computed_once_and_broadcast(generator):
     decoder.biases[0].register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
     decoder(queries, keys, values, references=shared)
     assert calls == [(1, 4, 1)]
+
+
+def test_self_attention_position_goes_to_queries_and_keys_not_values(generator):
+    """DETR's positional query: softmax((x+p)Wq ((x+p)Wk)ᵀ) xWv, checked against PyTorch's MHA."""
+    from indirect_attention.core.baselines import SelfAttention
+
+    attention = SelfAttention(DIM, HEADS).eval()
+    reference = nn.MultiheadAttention(DIM, HEADS, batch_first=True).eval()
+    with torch.no_grad():
+        weights = [attention.q_proj, attention.k_proj, attention.v_proj]
+        reference.in_proj_weight.copy_(torch.cat([p.weight for p in weights]))
+        reference.in_proj_bias.copy_(torch.cat([p.bias for p in weights]))
+        reference.out_proj.weight.copy_(attention.out_proj.weight)
+        reference.out_proj.bias.copy_(attention.out_proj.bias)
+    x, _, _ = inputs(generator)
+    position = torch.randn(x.shape, generator=generator)
+    expected, _ = reference(x + position, x + position, x)
+    torch.testing.assert_close(attention(x, position=position), expected)
+    assert not torch.allclose(attention(x), expected)  # the position changes the result
+
+
+def test_layer_query_pos_reaches_both_attentions_but_not_the_residual(generator):
+    layer = IndirectDecoderLayer(DIM, HEADS).eval()
+    queries, keys, values = inputs(generator)
+    query_pos = torch.randn(queries.shape, generator=generator)
+    seen = {}
+    layer.cross_attn.register_forward_pre_hook(lambda _, args: seen.update(cross=args[0]))
+    out = layer(queries, keys, values, query_pos=query_pos)
+    after_self = queries + layer.self_attn(layer.self_norm(queries), position=query_pos)
+    torch.testing.assert_close(seen["cross"], layer.cross_norm(after_self) + query_pos)
+    assert not torch.allclose(out, layer(queries, keys, values))
+
+
+def test_decoder_gives_query_pos_to_every_layer(generator):
+    decoder = IndirectDecoder(DIM, HEADS, 3, reference_size=1).eval()
+    queries, keys, values = inputs(generator)
+    references = torch.rand(2, 4, 1, generator=generator)
+    query_pos = torch.randn(queries.shape, generator=generator)
+    given = []
+    for layer in decoder.layers:
+        layer.register_forward_pre_hook(
+            lambda _, args, kwargs: given.append(kwargs["query_pos"]), with_kwargs=True
+        )
+    decoder(queries, keys, values, references=references, query_pos=query_pos)
+    assert len(given) == 3 and all(p is query_pos for p in given)

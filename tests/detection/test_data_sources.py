@@ -17,6 +17,8 @@ from PIL import Image
 
 from indirect_attention.cli import detr as cli_detr
 from indirect_attention.cli import main
+from indirect_attention.detection.data import EmojiEpisodes, EpisodeConfig, load_sprite_bank
+from indirect_attention.detection.data.emoji_episodes import sample_episode
 from indirect_attention.detection.preprocess import InputSpec
 from indirect_attention.detection.release import load_detector
 from indirect_attention.detection.sources import EmojiSource, build_eval_set, eval_set_pairs
@@ -103,3 +105,46 @@ def test_worked_example_folder_source_trains_and_evaluates(
     result = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert result["draws"] == 2 and result["split"] == "unseen"
     assert 0.0 < result["oracle_boxes"] <= 1.0
+
+
+def test_held_out_artists_never_reach_training_and_are_all_the_new_artist_splits_show(
+    tmp_path: Path,
+) -> None:
+    held = ("emojione", "fxemoji")
+    source = EmojiSource(
+        train_episodes=6, scale=0.25, cache_dir=str(tmp_path), held_out_styles=held
+    )
+    assert source.test_splits() == ("seen", "unseen", "seen-new-artists", "unseen-new-artists")
+    assert source.cache_root() == tmp_path / "without-emojione+fxemoji"
+    trained = source.episode_config().styles
+    assert trained is not None and not set(trained) & set(held) and len(trained) == 5
+    data = EmojiEpisodes("train", length=12, config=source.episode_config())
+    for index in range(12):
+        spec = data.episode(index).spec
+        used = {spec.query_style} | {i.style for i in spec.positives + spec.distractors}
+        assert not used & set(held)
+    source.training_set(seed=0)
+    assert (source.cache_root() / "emoji-train-n6-s0.25.pt").exists()
+    for split, new in (("seen", False), ("unseen-new-artists", True)):
+        pairs = source.eval_pairs(split, count=8, draws=2, seed=0)
+        assert pairs is not None and pairs.split == split
+        config = source.episode_config(new_artists=new)
+        eval_set = build_eval_set(
+            "test" if "unseen" in split else "test_seen", 8, draws=2, config=config
+        )
+        styles = {s for draw in eval_set.styles for s in draw}
+        styles |= {s for draw in eval_set.wrong_styles for _, s in draw}
+        assert (styles <= set(held)) if new else not (styles & set(held))
+    with pytest.raises(ValueError, match="needs held-out artists"):
+        EmojiSource().eval_pairs("seen-new-artists", count=1, draws=1, seed=0)
+    with pytest.raises(ValueError, match="held_out_styles: got \\['emojione'\\]"):
+        EmojiSource(held_out_styles=("emojione",))
+
+
+def test_episodes_with_every_style_allowed_are_the_default_episodes() -> None:
+    bank = load_sprite_bank()
+    everything = EpisodeConfig(styles=bank.styles)
+    for index in range(20):
+        assert sample_episode(bank, "test", index) == sample_episode(
+            bank, "test", index, config=everything
+        )

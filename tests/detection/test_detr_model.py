@@ -132,3 +132,34 @@ def test_anchor_queries_need_a_square_count() -> None:
         DetrModelConfig(object_queries="anchors", num_queries=30)
     with pytest.raises(ValueError, match="unknown object_queries 'grid'"):
         DetrModelConfig(object_queries="grid")
+
+
+@pytest.mark.parametrize("query_mode", ["pad", "pad-features"])
+def test_query_offsets_move_the_query_on_the_key_canvas(query_mode: str) -> None:
+    """Offsets (0, 0) are the authors' top-left layout; another cell moves the query there (the
+    canvas is the top-left one shifted by whole cells), changes the output, and a cell where the
+    query would not fit is refused."""
+    torch.manual_seed(0)
+    model = IADETR(DetrModelConfig(query_mode=query_mode, **TINY)).eval()
+    stride = model.backbone.stride
+    targets, queries = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 24, 24)
+    zero = torch.zeros(2, 2, dtype=torch.long)
+    offsets = torch.tensor([[1, 2], [0, 1]])
+    with torch.no_grad():
+        plain = model(targets, queries)
+        at_zero = model(targets, queries, query_offsets=zero)
+        moved = model(targets, queries, query_offsets=offsets)
+    assert torch.equal(plain.logits, at_zero.logits) and torch.equal(plain.boxes, at_zero.boxes)
+    assert not torch.allclose(plain.logits, moved.logits)
+    corner, corner_padding = model.canvas_query(queries, (64, 64))
+    shifted, shifted_padding = model.canvas_query(queries, (64, 64), offsets)
+    for b, (row, col) in enumerate(offsets.tolist()):
+        expected = torch.roll(corner[b], shifts=(row * stride, col * stride), dims=(1, 2))
+        assert torch.equal(shifted[b], expected)
+        assert torch.equal(
+            shifted_padding[b],
+            torch.roll(corner_padding[b], shifts=(row * stride, col * stride), dims=(0, 1)),
+        )
+    too_far = torch.tensor([[0, 0], [0, (64 - 24) // stride + 1]])
+    with pytest.raises(ValueError, match="query_offsets: got cell"):
+        model(targets, queries, query_offsets=too_far)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import mannwhitneyu
 
 from indirect_attention.detection.data import EmojiEpisodes, load_sprite_bank
@@ -109,3 +110,16 @@ def test_oracle_boxes_is_perfect_boxes_with_random_scores() -> None:
         for g in pairs.ground_truth
     ]
     assert oracle_boxes(pairs, seeds=3) == pytest.approx(1.0)
+
+
+def test_random_offsets_cover_every_cell_where_the_query_fits() -> None:
+    from indirect_attention.detection.preprocess import InputSpec, model_input, random_offsets
+
+    batch = model_input(
+        [torch.rand(3, 64, 48)] * 400, [torch.rand(3, 24, 24)] * 400, InputSpec(64, 24), stride=8
+    )
+    generator = torch.Generator().manual_seed(0)
+    offsets = random_offsets(batch.targets.shape, batch.queries.shape, 8, generator)
+    rows, cols = (64 - 24) // 8 + 1, (48 - 24) // 8 + 1
+    assert set(offsets[:, 0].tolist()) == set(range(rows))
+    assert set(offsets[:, 1].tolist()) == set(range(cols))

@@ -116,6 +116,37 @@ def test_resume_after_a_mid_epoch_kill_matches_an_uninterrupted_run(
     assert [row["epoch"] for row in rows_resumed] == [1, 2]
 
 
+def test_random_query_placement_moves_the_queries_and_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offsets = []
+    real_forward = IADETR.forward
+
+    def spy(self, targets, queries, target_padding=None, query_offsets=None):
+        offsets.append(query_offsets)
+        return real_forward(self, targets, queries, target_padding, query_offsets)
+
+    monkeypatch.setattr(IADETR, "forward", spy)
+    plain = run(_config(tmp_path, "plain", eval_every=10))
+    assert offsets and all(o is None for o in offsets)  # the authors' top-left layout
+    offsets.clear()
+    moved = run(_config(tmp_path, "moved", random_query_placement=True))
+    drawn = [o for o in offsets if o is not None]
+    assert len(drawn) == moved["steps"] == plain["steps"]
+    assert any(bool(o.any()) for o in drawn)
+    a, b = _checkpoint(tmp_path / "plain"), _checkpoint(tmp_path / "moved")
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    monkeypatch.undo()
+    _kill_at_call(monkeypatch, 4)
+    with pytest.raises(KilledError):
+        run(_config(tmp_path, "killed", random_query_placement=True))
+    monkeypatch.undo()
+    run(_config(tmp_path, "killed", random_query_placement=True, resume=str(tmp_path / "killed")))
+    c = _checkpoint(tmp_path / "killed")
+    for key in b["model"]:
+        assert torch.equal(b["model"][key], c["model"][key]), key
+
+
 def test_checkpoint_loads_weights_only_with_every_piece_of_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

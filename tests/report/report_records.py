@@ -35,8 +35,13 @@ def results(models: dict[str, dict], *, epochs: int = 8, value_positions: bool =
     return {"task": "t", "epochs": epochs, "value_positions": value_positions, "models": models}
 
 
-def table(margins: dict[str, list[float]], ap50: float = 0.6) -> dict:
-    """The detection table's ``results.json`` with per-seed margins (seed i at index i)."""
+def table(
+    margins: dict[str, list[float]],
+    ap50: float = 0.6,
+    matching: dict[str, list[float]] | None = None,
+) -> dict:
+    """The detection table's ``results.json`` with per-seed margins (seed i at index i) and,
+    when given, per-seed matching AUCs."""
 
     def summary(values: list[float]) -> dict:
         return {"mean": statistics.fmean(values), "std": 0.0, "runs": values}
@@ -48,6 +53,8 @@ def table(margins: dict[str, list[float]], ap50: float = 0.6) -> dict:
             "wrong_query": summary([ap50 - m for m in runs]),
             "margin": summary(runs),
         }
+        if matching is not None:
+            split["matching_auc"] = summary(matching[name])
         models[name] = {"seen": split, "unseen": split}
     seeds = max(len(runs) for runs in margins.values())
     return {

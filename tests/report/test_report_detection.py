@@ -76,3 +76,53 @@ def test_figure7_keeps_its_threshold_rule_with_paper_words(tmp_path):
     plant(tmp_path / "figure7.json", _ranking(0.9))
     assert figure7_claim(tmp_path).verdict == "contradicted"
     assert figure7_claim(tmp_path / "missing").verdict == "not comparable"
+
+
+def test_matching_auc_rows_and_target_and_a_second_recipe_named_in_its_claims(tmp_path):
+    margins = {"ia": [0.30, 0.32, 0.31], "double-cross": [0.2, 0.2, 0.2], "misaligned": [0, 0, 0]}
+    matching = {"ia": [0.85, 0.9, 0.8], "double-cross": [0.7, 0.72, 0.69], "misaligned": [0.5] * 3}
+    plant(tmp_path / "results.json", table(margins, matching=matching))
+    rows = detection_claims(tmp_path)
+    target = [r for r in rows if r.kind == "target"]
+    assert len(target) == 1 and target[0].verdict == "met" and "0.850" in target[0].ours
+    auc = [r for r in rows if "matching AUC" in r.effect_ours or "AUC" in (r.effect_ours or "")]
+    assert len(auc) == 6 and all(r.kind == "paper" for r in auc)
+    ia_dc = [r for r in auc if r.claim.startswith("ia beats double-cross on seen")]
+    assert ia_dc[0].verdict == "confirmed"  # +0.15, +0.18, +0.11 over 3 seeds
+    low = {**matching, "ia": [0.7, 0.75, 0.8]}
+    plant(tmp_path / "low" / "results.json", table(margins, matching=low))
+    (tmp_path / "low" / "config.json").write_text('{"train": {"data": "emoji", "recipe": "paper"}}')
+    other = detection_claims(tmp_path / "low")
+    assert all(r.claim.endswith("[paper recipe]") for r in other)
+    assert not [r for r in other if r.kind == "target"]  # the target is set for our recipe
+
+
+def test_alignment_claim_is_the_mean_spearman_over_episodes(tmp_path):
+    import json
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from indirect_attention.report.detection import alignment_claim
+
+    rng = np.random.default_rng(0)
+    confidence = rng.random((12, 9))
+    attention = confidence + 0.3 * rng.random((12, 9))  # agrees, with noise
+    record = {
+        "top_k": 3,
+        "models": {
+            "ia": {
+                "scores": {"right": confidence.tolist(), "wrong": confidence.tolist()},
+                "alignment": {"right": attention.tolist(), "wrong": (-attention).tolist()},
+            }
+        },
+    }
+    (tmp_path / "figure7.json").write_text(json.dumps(record))
+    claim = alignment_claim(tmp_path)
+    rhos = [spearmanr(a, c).statistic for a, c in zip(attention, confidence, strict=True)]
+    assert claim is not None and claim.verdict == "confirmed"
+    assert f"{np.mean(rhos):+.2f} with the right query" in claim.ours
+    assert f"{-np.mean(rhos):+.2f} with a wrong one" in claim.ours
+    del record["models"]["ia"]["alignment"]
+    (tmp_path / "figure7.json").write_text(json.dumps(record))
+    assert alignment_claim(tmp_path) is None  # a record from before the score existed

@@ -23,6 +23,10 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+#: ``--split`` values of ``eval`` and ``show`` (the new-artist splits need --held-out-styles).
+SPLITS = ("seen", "unseen", "val", "seen-new-artists", "unseen-new-artists")
+
+
 def _add_data(parser: argparse.ArgumentParser, *, train: bool) -> None:
     """``--data`` and the data sources' options (the sources' field names)."""
     parser.add_argument("--data", default="emoji", help="emoji (default), voc or coco")
@@ -44,6 +48,14 @@ def _add_data(parser: argparse.ArgumentParser, *, train: bool) -> None:
         metavar="A,B,C",
         help="comma-separated classes held out of training (default: the shipped split)",
     )
+    parser.add_argument(
+        "--held-out-styles",
+        type=_names,
+        default=SUPPRESS,
+        metavar="A,B",
+        help="emoji: two or more artists kept out of training, scored on the splits "
+        "seen-new-artists and unseen-new-artists (e.g. emojione,fxemoji)",
+    )
     if not train:
         return
     parser.add_argument("--max-size", type=int, default=SUPPRESS, help="longer side of targets")
@@ -64,6 +76,14 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``train`` and ``table1``: the training recipe and the architecture. Every
     default is the library's (``recipe()`` in :mod:`..detection.train`)."""
     _add_data(parser, train=True)
+    parser.add_argument(
+        "--recipe",
+        choices=("emoji", "paper"),
+        default=SUPPRESS,
+        help="emoji (default): our tuned recipe; paper: the authors' choices on the same "
+        "backbone, sizes and schedule (two-stage queries, BoxRPB in pixels, no query crops of "
+        "the target, double-cross with 6 fusion layers and BoxRPB); flags given win",
+    )
     number = {"default": SUPPRESS, "type": float}
     integer = {"default": SUPPRESS, "type": int}
     parser.add_argument("--epochs", **integer)
@@ -94,6 +114,13 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
         help="double-cross: BoxRPB in its decoder too (the authors' version of the baseline)",
     )
     parser.add_argument(
+        "--fusion-layers",
+        type=int,
+        default=SUPPRESS,
+        help="double-cross: target-to-query cross-attention layers before its decoder "
+        "(default 1; the authors' and --recipe paper: 6)",
+    )
+    parser.add_argument(
         "--bias-unit",
         choices=("pixel", "cell"),
         default=SUPPRESS,
@@ -102,10 +129,11 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--object-queries",
-        choices=("learned", "anchors"),
+        choices=("learned", "anchors", "two-stage"),
         default=SUPPRESS,
         help="anchors (default): q_i = e_i + target feature at an anchor cell (paper "
-        "Definition 1); --queries must then be a square; learned: DETR's learned queries",
+        "Definition 1); --queries must then be a square; learned: DETR's learned queries; "
+        "two-stage: the authors' proposals from the target with mixed query selection",
     )
     parser.add_argument(
         "--pretrain-steps",
@@ -129,6 +157,12 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", **integer)
     parser.add_argument("--eval-episodes", **integer, help="validation targets")
     parser.add_argument("--max-minutes", **number)
+    parser.add_argument(
+        "--random-query-placement",
+        action="store_true",
+        default=SUPPRESS,
+        help="train with each query at a random cell of the key canvas (default: top-left)",
+    )
     parser.add_argument("--threads", **integer)
 
 
@@ -197,11 +231,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "model.safetensors",
     )
     _add_data(evaluate, train=False)
-    evaluate.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
+    evaluate.add_argument("--split", choices=SPLITS, default="unseen")
     evaluate.add_argument(
         "--episodes", type=int, default=None, help="targets (default: emoji 500, real data all)"
     )
     evaluate.add_argument("--draws", type=int, default=5)
+    evaluate.add_argument(
+        "--query-placement",
+        choices=("top-left", "random"),
+        default="top-left",
+        help="where the query sits on the key canvas: the trained layout, or a random cell",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the query draws")
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.add_argument(
@@ -215,7 +255,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     show = commands.add_parser("show", help="draw predictions with the right and a wrong query")
     show.add_argument("--checkpoint", required=True)
-    show.add_argument("--split", choices=("seen", "unseen", "val"), default="unseen")
+    show.add_argument("--split", choices=SPLITS, default="unseen")
     show.add_argument("--episodes", type=int, default=4)
     show.add_argument("--out", required=True, help="PNG file")
     show.set_defaults(func=_show)
@@ -253,18 +293,21 @@ def _source(args: argparse.Namespace):
     """The data source of ``--data`` with the options given on the command line."""
     from dataclasses import fields
 
+    from ..detection.recipes import recipe_source
+
     sources = _sources()
     if args.data not in sources:
         raise ValueError(f"--data {args.data}: choose from {', '.join(sources)}")
     source = sources[args.data]
     names = {f.name for f in fields(source)}
     options = ("data_root", "train_json", "val_json", "unseen_classes", "max_size")
-    options += ("query_size", "train_episodes", "crop_queries", "cache_dir")
+    options += ("query_size", "train_episodes", "crop_queries", "cache_dir", "held_out_styles")
     given = [name for name in options if hasattr(args, name)]
     for name in given:
         if name not in names:
             raise ValueError(f"--{name.replace('_', '-')} does not apply to --data {args.data}")
-    return source(**{name: getattr(args, name) for name in given})
+    options = {name: getattr(args, name) for name in given}
+    return recipe_source(getattr(args, "recipe", "emoji"), source, **options)
 
 
 def _train_config(args: argparse.Namespace, *, out: str, kind: str, seed: int):
@@ -276,11 +319,12 @@ def _train_config(args: argparse.Namespace, *, out: str, kind: str, seed: int):
 
     given = vars(args)
     model = {f.name: given[f.name] for f in fields(DetrModelConfig) if f.name in given}
-    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model"}  # --kind
+    names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model", "recipe"}  # --kind
     train = {name: given[name] for name in names if name in given}
     train.update(out=out, seed=seed, resume=given.get("resume"), progress=not given.get("quiet"))
     train["init_weights"] = given.get("init_weights")
-    return recipe(_source(args), model={**model, "kind": kind}, **train)
+    name = given.get("recipe", "emoji")
+    return recipe(_source(args), name=name, model={**model, "kind": kind}, **train)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -330,6 +374,7 @@ def _eval(args: argparse.Namespace) -> int:
         count=args.episodes,
         draws=args.draws,
         seed=args.seed,
+        query_placement=args.query_placement,
         progress=not args.quiet,
     )
     checkpoint = Path(args.checkpoint)
@@ -372,7 +417,13 @@ def _table1(args: argparse.Namespace) -> int:
             jobs=args.jobs,
         )
     )
-    print(f"wrote {args.out}/results.json and {args.out}/table1.md ({len(table['models'])} models)")
+    from ..plots.detection_curves import draw_detection_curves
+
+    curves = draw_detection_curves(args.out, Path(args.out) / "curves.png")
+    print(
+        f"wrote {args.out}/results.json, {args.out}/table1.md and {curves} "
+        f"({len(table['models'])} models)"
+    )
     return 0
 
 

@@ -91,13 +91,25 @@ class SelfAttention(CrossAttention):
         self,
         x: Tensor,
         *,
+        position: Tensor | None = None,
         bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """Attend from ``x`` to itself."""
-        return super().forward(
-            x, x, bias=bias, key_padding_mask=key_padding_mask, need_weights=need_weights
+        """Attend from ``x`` to itself; ``position`` (B, L, D), if given, is added to the queries
+        and keys but not to the values (DETR's positional queries)."""
+        if position is None:
+            return super().forward(
+                x, x, bias=bias, key_padding_mask=key_padding_mask, need_weights=need_weights
+            )
+        located = x + position  # (B, L, D)
+        return super(CrossAttention, self).forward(
+            located,
+            located,
+            x,
+            bias=bias,
+            key_padding_mask=key_padding_mask,
+            need_weights=need_weights,
         )
 
 

@@ -58,7 +58,7 @@ class IndirectDecoderLayer(nn.Module):
     Shapes:
         queries (B, Lq, D), key_source (B, Lk, Dk), value_source (B, Lk, Dv),
         bias broadcastable to (B, H, Lq, Lk), key_padding_mask (B, Lk),
-        query_padding_mask (B, Lq) -> (B, Lq, D) [, attn (B, H, Lq, Lk)].
+        query_padding_mask (B, Lq), query_pos (B, Lq, D) -> (B, Lq, D) [, attn (B, H, Lq, Lk)].
     """
 
     def __init__(
@@ -92,16 +92,25 @@ class IndirectDecoderLayer(nn.Module):
         bias: Tensor | GridBias | None = None,
         key_padding_mask: Tensor | None = None,
         query_padding_mask: Tensor | None = None,
+        query_pos: Tensor | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """Run the three residual branches; return the new queries (and attention if asked)."""
+        """Run the three residual branches; return the new queries (and attention if asked).
+
+        ``query_pos`` (B, Lq, D), if given, is a positional query (DETR, Plain-DETR): added to the
+        normalised queries of the cross-attention and to the queries and keys of the
+        self-attention, never to the residual stream.
+        """
         x = queries
         if self.self_attn is not None and self.self_norm is not None:
             x = x + self.drop(
-                self.self_attn(self.self_norm(x), key_padding_mask=query_padding_mask)
+                self.self_attn(
+                    self.self_norm(x), position=query_pos, key_padding_mask=query_padding_mask
+                )
             )
+        normed = self.cross_norm(x)
         attended = self.cross_attn(
-            self.cross_norm(x),
+            normed if query_pos is None else normed + query_pos,
             key_source,
             value_source,
             bias=bias,

@@ -79,7 +79,7 @@ class IndirectDecoder(nn.Module):
         queries (B, Lq, D), key_source (B, Lk, Dk), value_source (B, Lk, Dv),
         references (B, Lq, R), positions (Lk,) or (B, Lk) (default ``(j + 0.5) / Lk``) or
         whatever the bias producer reads (a grid size (h, w) for the detector's box bias),
-        key_padding_mask (B, Lk) -> :class:`DecoderOutput`.
+        key_padding_mask (B, Lk), query_pos (B, Lq, D) -> :class:`DecoderOutput`.
     """
 
     def __init__(
@@ -139,9 +139,15 @@ class IndirectDecoder(nn.Module):
         references: Tensor | None = None,
         positions: Tensor | tuple[int, int] | None = None,
         key_padding_mask: Tensor | None = None,
+        query_pos: Tensor | None = None,
         return_maps: bool = False,
     ) -> DecoderOutput:
-        """Run every layer; the bias of layer l is φ_l(P^l) and P^(l+1) = g_l(P^l, O^l)."""
+        """Run every layer; the bias of layer l is φ_l(P^l) and P^(l+1) = g_l(P^l, O^l).
+
+        ``query_pos`` (B, Lq, D) is an optional positional query given to every layer
+        (:class:`IndirectDecoderLayer`); it is computed once and not updated with the references
+        (Plain-DETR).
+        """
         check_sequence("queries", queries, dim=self.dim)
         needs_references = self.biases is not None or self.updates is not None
         if needs_references:
@@ -167,6 +173,7 @@ class IndirectDecoder(nn.Module):
                 value_source,
                 bias=bias,
                 key_padding_mask=key_padding_mask,
+                query_pos=query_pos,
                 need_weights=return_maps,
             )
             if return_maps:

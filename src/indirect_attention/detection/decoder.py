@@ -82,14 +82,16 @@ class DetrDecoder(nn.Module):
         ffn_dim: FFN width.
         bias_hidden: Hidden width of the BoxRPB axis MLPs.
         stride: Input pixels per feature cell (the BoxRPB offsets are in input pixels).
-        fusion_layers: Target-to-query cross-attention layers of ``double-cross``.
+        fusion_layers: Target-to-query cross-attention layers of ``double-cross`` (the
+            authors' block has 6, reference §5.2).
         fused_bias: Give the ``double-cross`` decoder BoxRPB too (the authors' version of that
             baseline runs Plain-DETR's BoxRPB decoder on the fused tokens).
 
     Shapes:
         queries (B, Q, D), query_tokens (B, N, D) keys, target_tokens (B, N, D) values,
         boxes (B, Q, 4), grid (h, w), key_padding_mask (B, N), query_padding_mask (B, N),
-        target_padding_mask (B, N) -> :class:`~indirect_attention.core.DecoderOutput`.
+        target_padding_mask (B, N), query_pos (B, Q, D), memory (B, N, D)
+        -> :class:`~indirect_attention.core.DecoderOutput`.
     """
 
     def __init__(
@@ -140,12 +142,20 @@ class DetrDecoder(nn.Module):
         key_padding_mask: Tensor | None = None,
         query_padding_mask: Tensor | None = None,
         target_padding_mask: Tensor | None = None,
+        query_pos: Tensor | None = None,
+        memory: Tensor | None = None,
     ) -> DecoderOutput:
-        """Decode; ``key_padding_mask`` masks IA/misaligned keys, the other two double-cross."""
+        """Decode; ``key_padding_mask`` masks IA/misaligned keys, the other two double-cross.
+
+        ``query_pos`` is the positional query of two-stage object queries (:mod:`.proposals`);
+        ``memory`` is the output of :meth:`fuse` when the caller has already computed it
+        (``double-cross`` with two-stage queries, whose proposals read the fused tokens).
+        """
         if self.fusion is not None:
-            memory = self.fusion(
-                target_tokens, query_tokens, memory_padding_mask=query_padding_mask
-            )
+            if memory is None:
+                memory = self.fuse(
+                    target_tokens, query_tokens, query_padding_mask=query_padding_mask
+                )
             return self.decoder(
                 queries,
                 memory,
@@ -153,6 +163,7 @@ class DetrDecoder(nn.Module):
                 references=boxes,
                 positions=grid,
                 key_padding_mask=target_padding_mask,
+                query_pos=query_pos,
             )
         return self.decoder(
             queries,
@@ -161,4 +172,19 @@ class DetrDecoder(nn.Module):
             references=boxes,
             positions=grid,
             key_padding_mask=key_padding_mask,
+            query_pos=query_pos,
         )
+
+    def fuse(
+        self, target_tokens: Tensor, query_tokens: Tensor, *, query_padding_mask: Tensor | None
+    ) -> Tensor:
+        """``double-cross``'s first block: the target tokens attend to the query image's tokens
+        in ``fusion_layers`` cross-attention + FFN layers (no self-attention).
+
+        Shapes:
+            target_tokens (B, N, D), query_tokens (B, N, D), query_padding_mask (B, N)
+            -> (B, N, D)
+        """
+        if self.fusion is None:
+            raise ValueError(f"only double-cross fuses the tokens, this decoder is {self.kind!r}")
+        return self.fusion(target_tokens, query_tokens, memory_padding_mask=query_padding_mask)

@@ -20,6 +20,7 @@ both; one that matches scores far lower (``margin`` = right - wrong). Reported:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,14 @@ from .matching import matching_auc
 from .metrics import Detection, mean_ap, per_image_ap50, voc_ap50
 from .model import IADETR
 from .predict import predict
-from .preprocess import InputSpec, model_input
+from .preprocess import InputSpec, model_input, random_offsets
 from .release import load_detector
 from .sources.base import DataSource, EvalPair, EvalPairs
 
-__all__ = ["evaluate", "evaluate_checkpoint", "oracle_boxes"]
+__all__ = ["PLACEMENTS", "evaluate", "evaluate_checkpoint", "oracle_boxes"]
+
+#: Where the query sits on the key canvas during evaluation (``evaluate(query_placement=...)``).
+PLACEMENTS = ("top-left", "random")
 
 
 def _ap50(pairs: EvalPairs, detections: list[Detection]) -> float:
@@ -58,8 +62,15 @@ def oracle_boxes(pairs: EvalPairs, *, seeds: int = 20) -> float:
 
 
 def _score(
-    model: IADETR, pairs: list[EvalPair], spec: InputSpec, batch_size: int, draw: int, bar: tqdm
+    model: IADETR,
+    pairs: list[EvalPair],
+    spec: InputSpec,
+    batch_size: int,
+    draw: int,
+    generator: torch.Generator | None = None,
+    bar: tqdm | None = None,
 ) -> list[Detection]:
+    """Detections of ``pairs``; with a ``generator``, each query sits at a random cell."""
     detections = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
@@ -69,12 +80,17 @@ def _score(
             spec,
             stride=model.backbone.stride,
         )
+        if generator is not None:
+            batch.query_offsets = random_offsets(
+                batch.targets.shape, batch.queries.shape, model.backbone.stride, generator
+            )
         for pair, found in zip(chunk, predict(model, batch), strict=True):
             detections.extend(
                 Detection(pair.image_id, pair.category, tuple(box), score, draw)
                 for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True)
             )
-        bar.update(len(chunk))
+        if bar is not None:
+            bar.update(len(chunk))
     return detections
 
 
@@ -83,6 +99,8 @@ def evaluate(
     pairs: EvalPairs,
     *,
     input_spec: InputSpec | None = None,
+    query_placement: str = "top-left",
+    placement_seed: int = 0,
     progress: bool = False,
 ) -> dict:
     """The protocol's numbers for ``model`` on ``pairs`` (see the module docstring).
@@ -91,6 +109,11 @@ def evaluate(
         model: The detector (evaluated in eval mode, then its mode is restored).
         pairs: The pairs of a data source.
         input_spec: Input sizes; default ``model.input_spec``.
+        query_placement: ``top-left`` (the authors' layout of the key canvas) or ``random``:
+            each query at a uniformly drawn feature cell where it fits, the same cells for the
+            right and the wrong query of a pair. Matching that holds only at the trained layout
+            is a finding.
+        placement_seed: Seed of the random cells.
         progress: Show a progress bar over the (query, target) pairs.
 
     Returns:
@@ -103,14 +126,23 @@ def evaluate(
         raise ValueError("the model records no input sizes; pass input_spec")
     was_training = model.training
     model.eval()
+    if query_placement not in PLACEMENTS:
+        raise ValueError(f"query_placement: got {query_placement!r}; expected one of {PLACEMENTS}")
     right: list[list[Detection]] = []
     wrong: list[list[Detection]] = []
     total = sum(len(p) for p in pairs.right) + sum(len(p) for p in pairs.wrong)
     bar = tqdm(total=total, desc=f"eval {pairs.split}", unit="pair", disable=not progress)
+
+    def generator(draw: int) -> torch.Generator | None:
+        if query_placement == "top-left":
+            return None
+        return torch.Generator().manual_seed(placement_seed * 1000 + draw)
+
     with torch.no_grad():
         for draw in range(len(pairs.right)):
-            right.append(_score(model, pairs.right[draw], spec, pairs.batch_size, draw, bar))
-            wrong.append(_score(model, pairs.wrong[draw], spec, pairs.batch_size, draw, bar))
+            size = pairs.batch_size
+            right.append(_score(model, pairs.right[draw], spec, size, draw, generator(draw), bar))
+            wrong.append(_score(model, pairs.wrong[draw], spec, size, draw, generator(draw), bar))
     bar.close()
     model.train(was_training)
     right_ap = [_ap50(pairs, found) for found in right]
@@ -121,6 +153,7 @@ def evaluate(
     truth = pairs.ground_truth
     return {
         "split": pairs.split,
+        "query_placement": query_placement,
         "episodes": len(pairs.right[0]),
         "draws": len(right),
         "ap50": {"mean": rm, "std": rs, "draws": right_ap},
@@ -148,6 +181,8 @@ def evaluate_checkpoint(
     count: int | None = None,
     draws: int = 5,
     seed: int = 0,
+    query_placement: str = "top-left",
+    random_placement_draws: int = 0,
     progress: bool = False,
 ) -> dict:
     """The protocol on ``split`` (``seen``, ``unseen`` or ``val``) of ``data`` for a saved model.
@@ -159,6 +194,10 @@ def evaluate_checkpoint(
         count: Targets (None: the source's default).
         draws: Query draws per target.
         seed: Seed of the draws.
+        query_placement: Where the query sits on the key canvas (:data:`PLACEMENTS`).
+        random_placement_draws: When > 0, the first this many draws are scored again with
+            every query at a random cell, under ``"random_placement"`` (AP50, wrong-query
+            control, margin, matching AUC).
         progress: Show a progress bar.
 
     Raises:
@@ -168,6 +207,17 @@ def evaluate_checkpoint(
     pairs = data.eval_pairs(split, count=count, draws=draws, seed=seed)
     if pairs is None:
         raise ValueError(f"--data {data.name} has no {split!r} split configured")
-    result = evaluate(model, pairs, progress=progress)
+    result = evaluate(
+        model, pairs, query_placement=query_placement, placement_seed=seed, progress=progress
+    )
     result.update(checkpoint=str(checkpoint), kind=model.config.kind, protocol_seed=seed)
+    if random_placement_draws > 0:
+        subset = replace(
+            pairs,
+            right=pairs.right[:random_placement_draws],
+            wrong=pairs.wrong[:random_placement_draws],
+        )
+        moved = evaluate(model, subset, query_placement="random", placement_seed=seed)
+        keys = ("ap50", "wrong_query", "margin", "matching_auc", "draws")
+        result["random_placement"] = {key: moved[key] for key in keys}
     return result

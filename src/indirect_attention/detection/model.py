@@ -41,11 +41,12 @@ from .decoder import KINDS, DetrDecoder
 from .hub import DetectorHubMixin
 from .position import sine_position_embedding
 from .preprocess import InputSpec
+from .proposals import ProposalOutput, TwoStageProposals
 
 __all__ = ["IADETR", "OBJECT_QUERIES", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
 
 QUERY_MODES = ("pad", "pad-features", "resize")
-OBJECT_QUERIES = ("learned", "anchors")
+OBJECT_QUERIES = ("learned", "anchors", "two-stage")
 
 
 @dataclass
@@ -62,7 +63,8 @@ class DetrModelConfig:
         ffn_dim: FFN width.
         num_queries: Object queries Q.
         bias_hidden: BoxRPB MLP hidden width (authors: 512).
-        fusion_layers: Fusion layers of ``double-cross``.
+        fusion_layers: Target-to-query cross-attention layers before the ``double-cross``
+            decoder (the authors': 6).
         fused_bias: ``double-cross`` only: BoxRPB in its decoder as well (the authors' version).
         bias_unit: Unit of the BoxRPB offsets: ``pixel`` (input pixels, the authors' choice;
             biases of std ≈ 12 at initialisation) or ``cell`` (feature cells; std ≈ 1).
@@ -70,7 +72,10 @@ class DetrModelConfig:
             size) or ``resize`` (every key cell has content).
         object_queries: ``learned`` (DETR: learned embeddings and reference boxes) or ``anchors``
             (the paper's Definition 1, q_i = e_i + x_s(i): a learned embedding plus the target
-            feature at anchor cell s(i) of a √Q × √Q lattice, whose reference box starts there).
+            feature at anchor cell s(i) of a √Q × √Q lattice, whose reference box starts there)
+            or ``two-stage`` (the authors' Plain-DETR queries, :mod:`.proposals`: per-cell
+            proposals from the target memory, the Q best seed the reference boxes and positional
+            queries; the content queries are learned and image-independent).
     """
 
     kind: str = "ia"
@@ -117,12 +122,17 @@ class DetrOutput:
         boxes: Boxes of every layer, (Ly, B, Q, 4), (cx, cy, w, h) normalised by the canvas.
         key_padding_mask: The key mask used by IA/misaligned, (B, N), or None.
         grid: Feature grid (h, w).
+        proposal_logits: Two-stage queries only: score logits of every proposal, (B, N).
+        proposal_boxes: Two-stage queries only: box of every proposal, (B, N, 4); these two
+            get their own set loss in training (:func:`.train.detr_loss`).
     """
 
     logits: Tensor
     boxes: Tensor
     key_padding_mask: Tensor | None
     grid: tuple[int, int]
+    proposal_logits: Tensor | None = None
+    proposal_boxes: Tensor | None = None
 
 
 def _initial_boxes(num_queries: int, generator: torch.Generator) -> Tensor:
@@ -148,7 +158,24 @@ def _anchor_cells(centres: Tensor, grid: tuple[int, int]) -> Tensor:
     return rows * width + cols
 
 
-def _feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
+def _checked_offsets(
+    offsets: Tensor, canvas: tuple[int, int], size: tuple[int, int], stride: int
+) -> list[tuple[int, int]]:
+    """``offsets`` (B, 2) as (row, column) cells, refused unless the query fits the canvas."""
+    rows = (canvas[0] - size[0]) // stride
+    cols = (canvas[1] - size[1]) // stride
+    cells = [(int(r), int(c)) for r, c in offsets.tolist()]
+    for row, col in cells:
+        if not (0 <= row <= rows and 0 <= col <= cols):
+            raise ValueError(
+                f"query_offsets: got cell ({row}, {col}); expected rows 0..{rows} and columns "
+                f"0..{cols} (a {size[0]}x{size[1]} query on a {canvas[0]}x{canvas[1]} canvas, "
+                f"stride {stride})"
+            )
+    return cells
+
+
+def feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
     """Pixel padding (B, H, W) -> cell padding (B, h, w): a cell is padding if all its pixels are."""
     valid = F.adaptive_max_pool2d((~padding).float()[:, None], size)[:, 0]
     return valid < 0.5
@@ -195,18 +222,26 @@ class IADETR(nn.Module, DetectorHubMixin):
             self.register_buffer("anchor_centres", centres, persistent=False)
             sizes = torch.full_like(centres, 0.15)
             initial = inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+        elif config.object_queries == "two-stage":
+            self.proposals = TwoStageProposals(dim, config.num_queries)
         else:
             self.query_embed = nn.Embedding(config.num_queries, dim)
             initial = _initial_boxes(config.num_queries, generator)
-        self.reference_logits = nn.Parameter(initial)
+        if config.object_queries != "two-stage":  # two-stage boxes come from the proposals
+            self.reference_logits = nn.Parameter(initial)
         self.class_head = nn.Linear(dim, 1)
         nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))
 
-    def canvas_query(self, queries: Tensor, canvas: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def canvas_query(
+        self, queries: Tensor, canvas: tuple[int, int], offsets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Normalised query images on the target canvas, and their padding (True = padding).
 
+        The query sits at the top-left corner (the authors' layout), or ``offsets`` feature cells
+        (row, column) from it; a ``resize`` query fills the canvas and ignores them.
+
         Shapes:
-            queries (B, 3, h, w) -> (B, 3, H, W), (B, H, W)
+            queries (B, 3, h, w), offsets (B, 2) -> (B, 3, H, W), (B, H, W)
         """
         height, width = canvas
         normed = self.backbone.normalize(queries)
@@ -224,60 +259,96 @@ class IADETR(nn.Module, DetectorHubMixin):
             normed = F.interpolate(normed, size=size, mode="bilinear", align_corners=False)
         qh, qw = normed.shape[-2:]
         canvas_images = normed.new_zeros(batch, 3, height, width)
-        canvas_images[:, :, :qh, :qw] = normed
         padding = torch.ones(batch, height, width, dtype=torch.bool, device=queries.device)
-        padding[:, :qh, :qw] = False
+        if offsets is None or (qh, qw) == (height, width):
+            canvas_images[:, :, :qh, :qw] = normed
+            padding[:, :qh, :qw] = False
+            return canvas_images, padding
+        stride = self.backbone.stride
+        for b, (row, col) in enumerate(
+            _checked_offsets(offsets, (height, width), (qh, qw), stride)
+        ):
+            top, left = row * stride, col * stride
+            canvas_images[b, :, top : top + qh, left : left + qw] = normed[b]
+            padding[b, top : top + qh, left : left + qw] = False
         return canvas_images, padding
 
     def _place_query_features(
-        self, target_images: Tensor, queries: Tensor
+        self, target_images: Tensor, queries: Tensor, offsets: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Target features, and query features encoded at the query's size placed top-left on a
-        grid of all-padding features (``query_mode="pad-features"``)."""
+        """Target features, and query features encoded at the query's size placed top-left (or
+        ``offsets`` cells from it) on a grid of all-padding features (``pad-features``)."""
         batch, stride = target_images.shape[0], self.backbone.stride
         target_features = self.backbone(target_images)  # (B, D, h, w)
         padding = self.backbone(torch.zeros_like(target_images[:1]))  # (1, D, h, w)
         own = self.backbone(self.backbone.normalize(queries))  # (B, D, hq, wq)
         qh, qw = math.ceil(queries.shape[-2] / stride), math.ceil(queries.shape[-1] / stride)
         query_features = padding.expand(batch, -1, -1, -1).clone()
-        query_features[:, :, :qh, :qw] = own[:, :, :qh, :qw]
+        if offsets is None:
+            query_features[:, :, :qh, :qw] = own[:, :, :qh, :qw]
+            return target_features, query_features
+        canvas = tuple(target_images.shape[-2:])
+        size = tuple(queries.shape[-2:])
+        for b, (row, col) in enumerate(_checked_offsets(offsets, canvas, size, stride)):
+            query_features[b, :, row : row + qh, col : col + qw] = own[b, :, :qh, :qw]
         return target_features, query_features
 
     def forward(
-        self, targets: Tensor, queries: Tensor, target_padding: Tensor | None = None
+        self,
+        targets: Tensor,
+        queries: Tensor,
+        target_padding: Tensor | None = None,
+        query_offsets: Tensor | None = None,
     ) -> DetrOutput:
-        """Detect the query's class in each target."""
+        """Detect the query's class in each target.
+
+        Args:
+            targets: (B, 3, H, W) canvases in [0, 1].
+            queries: (B, 3, h, w) query images in [0, 1].
+            target_padding: (B, H, W) bool, True = padding; None: no padding.
+            query_offsets: (B, 2) int (row, column) in feature cells of the query's top-left
+                corner on the key canvas; None: the corner itself (the authors' layout).
+        """
         batch, _, height, width = targets.shape
         if target_padding is None:
             target_padding = torch.zeros(
                 batch, height, width, dtype=torch.bool, device=targets.device
             )
         target_images = self.backbone.normalize(targets).masked_fill(target_padding[:, None], 0.0)
-        query_images, query_padding = self.canvas_query(queries, (height, width))
+        query_images, query_padding = self.canvas_query(queries, (height, width), query_offsets)
         fits = queries.shape[-2] <= height and queries.shape[-1] <= width
         if self.config.query_mode == "pad-features" and fits:
-            target_features, query_features = self._place_query_features(target_images, queries)
+            target_features, query_features = self._place_query_features(
+                target_images, queries, query_offsets
+            )
         else:
             features = self.backbone(torch.cat([target_images, query_images]))  # (2B, D, h, w)
             target_features, query_features = features[:batch], features[batch:]
         grid = (target_features.shape[-2], target_features.shape[-1])
-        target_tokens = target_features.flatten(2).transpose(1, 2)  # (B, N, D)
+        target_memory = target_features.flatten(2).transpose(1, 2)  # (B, N, D)
         query_tokens = query_features.flatten(2).transpose(1, 2)  # (B, N, D)
-        target_cells = _feature_mask(target_padding, grid)  # (B, h, w)
-        query_cells = _feature_mask(query_padding, grid)
+        target_cells = feature_mask(target_padding, grid)  # (B, h, w)
+        query_cells = feature_mask(query_padding, grid)
         dim = self.config.dim
-        target_tokens = (
-            target_tokens + sine_position_embedding(~target_cells, dim) + self.level_embed
-        )
+        position = sine_position_embedding(~target_cells, dim)
+        target_tokens = target_memory + position + self.level_embed  # (B, N, D)
         query_tokens = query_tokens + sine_position_embedding(~query_cells, dim)
         target_mask = target_cells.flatten(1)  # (B, N)
         query_mask = query_cells.flatten(1)
         key_mask = target_mask  # a cell where only the query image is padding stays attendable
-        boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
-        if self.config.object_queries == "anchors":
+        memory, proposals, query_pos = None, None, None
+        if self.config.object_queries == "two-stage":
+            memory, proposals = self._propose(
+                target_memory, target_tokens, query_tokens, (target_mask, query_mask), grid
+            )
+            object_queries, boxes = proposals.content, proposals.boxes  # (B, Q, D), (B, Q, 4)
+            query_pos = proposals.position  # (B, Q, D)
+        elif self.config.object_queries == "anchors":
+            boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
             cells = _anchor_cells(self.anchor_centres, grid)
             object_queries = self.anchor_queries(target_tokens, indices=cells)  # (B, Q, D)
         else:
+            boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
             object_queries = self.query_embed.weight.expand(batch, -1, -1)  # (B, Q, D)
         result = self.decoder(
             object_queries,
@@ -288,6 +359,8 @@ class IADETR(nn.Module, DetectorHubMixin):
             key_padding_mask=key_mask if key_mask.any() else None,
             query_padding_mask=query_mask if query_mask.any() else None,
             target_padding_mask=target_mask if target_mask.any() else None,
+            query_pos=query_pos,
+            memory=memory,
         )
         assert result.references is not None
         return DetrOutput(
@@ -295,4 +368,29 @@ class IADETR(nn.Module, DetectorHubMixin):
             boxes=result.references[1:],  # (Ly, B, Q, 4)
             key_padding_mask=key_mask,
             grid=grid,
+            proposal_logits=None if proposals is None else proposals.logits,
+            proposal_boxes=None if proposals is None else proposals.proposal_boxes,
         )
+
+    def _propose(
+        self,
+        target_memory: Tensor,
+        target_tokens: Tensor,
+        query_tokens: Tensor,
+        masks: tuple[Tensor, Tensor],
+        grid: tuple[int, int],
+    ) -> tuple[Tensor | None, ProposalOutput]:
+        """Two-stage proposals from the target memory (``double-cross``: from its fused memory,
+        which the decoder then reads as is), and the fused memory or None.
+
+        Shapes:
+            target_memory (B, N, D), target_tokens (B, N, D), query_tokens (B, N, D),
+            masks: target and query padding, (B, N) each
+        """
+        target_mask, query_mask = masks
+        padding = target_mask if target_mask.any() else None
+        if self.decoder.fusion is None:
+            return None, self.proposals(target_memory, padding, grid)
+        query_padding = query_mask if query_mask.any() else None
+        memory = self.decoder.fuse(target_tokens, query_tokens, query_padding_mask=query_padding)
+        return memory, self.proposals(memory, padding, grid)

@@ -61,6 +61,7 @@ def predict(
         batch.targets.to(device),
         batch.queries.to(device),
         None if padding is None else padding.to(device),
+        batch.query_offsets,
     )
     scores = output.logits[-1].float().sigmoid().cpu()  # (B, Q)
     height, width = batch.targets.shape[-2:]

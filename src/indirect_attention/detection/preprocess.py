@@ -37,6 +37,7 @@ __all__ = [
     "as_image",
     "crop_box",
     "model_input",
+    "random_offsets",
     "read_image",
     "resize",
     "round_up",
@@ -80,6 +81,8 @@ class ModelInput:
         queries: (B, 3, q, q) in [0, 1].
         factors: (B, 2) per-axis (x, y) resize factors from original to model-input pixels.
         image_sizes: (height, width) of each original target.
+        query_offsets: (B, 2) int feature cells (row, column) of each query's top-left corner on
+            the key canvas; None: the corner (the authors' layout).
     """
 
     targets: Tensor
@@ -87,6 +90,7 @@ class ModelInput:
     queries: Tensor
     factors: Tensor
     image_sizes: list[tuple[int, int]]
+    query_offsets: Tensor | None = None
 
 
 def round_up(size: int, stride: int) -> int:
@@ -253,4 +257,33 @@ def model_input(
         queries=torch.stack([resize(q, (side, side)) for q in queries]),
         factors=torch.tensor([factors for _, factors in fitted], dtype=torch.float32),
         image_sizes=[(int(t.shape[-2]), int(t.shape[-1])) for t in targets],
+    )
+
+
+def random_offsets(
+    canvas_shape: Sequence[int], query_shape: Sequence[int], stride: int, generator: torch.Generator
+) -> Tensor:
+    """A uniform feature cell (row, column) per query at which it still fits the key canvas:
+    where :class:`~.model.IADETR` places it when given ``query_offsets`` (the authors' layout is
+    the cell (0, 0)).
+
+    Args:
+        canvas_shape: The targets' shape (B, 3, H, W).
+        query_shape: The queries' shape (B, 3, q, q).
+        stride: The backbone's stride (pixels per feature cell).
+        generator: Draws the cells.
+
+    Shapes:
+        -> (B, 2) int64
+    """
+    height, width = canvas_shape[-2:]
+    rows = max((height - query_shape[-2]) // stride + 1, 1)
+    cols = max((width - query_shape[-1]) // stride + 1, 1)
+    count = canvas_shape[0]
+    return torch.stack(
+        [
+            torch.randint(rows, (count,), generator=generator),
+            torch.randint(cols, (count,), generator=generator),
+        ],
+        dim=1,
     )

@@ -42,6 +42,8 @@ class Table1Config:
         jobs: Worker processes that train runs side by side (1: one after the other).
         oracle_per_class: Episodes per class of the oracle-box reference, the same number for
             every split so that the seen and unseen references compare.
+        random_placement_draws: Query draws scored again with every query at a random cell of
+            the key canvas (the trained layout puts it top-left); 0 skips it.
     """
 
     out: str = "runs/table1"
@@ -52,6 +54,7 @@ class Table1Config:
     draws: int = 5
     jobs: int = 1
     oracle_per_class: int = 20
+    random_placement_draws: int = 2
 
 
 def _summary(values: list[float | None]) -> dict:
@@ -66,6 +69,8 @@ COLUMNS = (
     ("margin", "margin"),
     ("matching_auc", "matching AUC"),
     ("per_image_ap50", "per-image AP50 (authors)"),
+    ("random_margin", "margin, query at a random cell"),
+    ("random_matching_auc", "matching AUC, query at a random cell"),
 )
 
 
@@ -77,29 +82,35 @@ def _run_values(done: dict) -> dict[str, float]:
         "margin": done["margin"],
         "matching_auc": done["matching_auc"]["mean"],
         "per_image_ap50": done["per_image_ap50"]["right"],
+        "random_margin": done.get("random_placement", {}).get("margin"),
+        "random_matching_auc": done.get("random_placement", {}).get("matching_auc", {}).get("mean"),
     }
 
 
+def _cell(summary: dict) -> str:
+    if np.isnan(summary["mean"]):
+        return "–"
+    return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
+
+
 def _markdown(table: dict) -> str:
-    header = [f"{split} {name}" for split in ("seen", "unseen") for _, name in COLUMNS]
-    lines = ["| model | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    lines = [
+        "| model | split | " + " | ".join(name for _, name in COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 2) + "|",
+    ]
     for kind, row in table["models"].items():
-        cells = []
-        for split in ("seen", "unseen"):
-            for key, _ in COLUMNS:
-                s = row[split][key]
-                cells.append(f"{s['mean']:.3f} ± {s['std']:.3f}")
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    oracle = table["oracle_boxes"]
+        for split in table["splits"]:
+            cells = [_cell(row[split][key]) for key, _ in COLUMNS]
+            lines.append(f"| {kind} | {split} | " + " | ".join(cells) + " |")
+    oracle = ", ".join(f"{split} {value:.3f}" for split, value in table["oracle_boxes"].items())
     lines.append("")
     lines.append(
         f"Oracle boxes, random scores (every object boxed perfectly, scores that ignore the query; "
-        f"{table['oracle_per_class']} episodes per class): AP50 seen {oracle['seen']:.3f}, "
-        f"unseen {oracle['unseen']:.3f}. A reference for localisation without matching, not a "
-        f"floor. Matching AUC: among the objects a detector hits, how often the query's class "
-        f"outscores a distractor (0.5 = the query is ignored). Mean ± std over "
-        f"{table['seeds']} training seeds; each run is the mean of {table['draws']} query draws "
-        f"on {table['episodes']} episodes."
+        f"{table['oracle_per_class']} episodes per class), AP50: {oracle}. A reference for "
+        f"localisation without matching, not a floor. Matching AUC: among the objects a detector "
+        f"hits, how often the query's class outscores a distractor (0.5 = the query is ignored). "
+        f"Mean ± std over {table['seeds']} training seeds; each run is the mean of "
+        f"{table['draws']} query draws on {table['episodes']} episodes."
     )
     return "\n".join(lines) + "\n"
 
@@ -109,20 +120,22 @@ def score_run(config: Table1Config, kind: str, seed: int) -> dict:
     with a ``results.json`` that holds the scores is reused as it is."""
     out = Path(config.out) / f"{kind}-s{seed}"
     done = RunDir(out).read_results()
-    if done and all("matching_auc" in done.get(split, {}) for split in ("seen", "unseen")):
+    splits = config.train.data.test_splits()
+    if done and all("matching_auc" in done.get(split, {}) for split in splits):
         return done
     if not (done and "steps" in done):  # not trained to the end yet
         model = replace(config.train.model, kind=kind)
         recipe = replace(config.train, out=str(out), seed=seed, model=model, resume=str(out))
         train(recipe)
     done = {}
-    for split in ("seen", "unseen"):
+    for split in splits:
         done[split] = evaluate_checkpoint(
             out / CHECKPOINT_NAME,
             config.train.data,
             split,
             count=config.episodes,
             draws=config.draws,
+            random_placement_draws=config.random_placement_draws,
             progress=config.train.progress,
         )
     RunDir(out).write_json("eval.json", done)
@@ -164,12 +177,14 @@ def run(config: Table1Config) -> dict:
             pool.map(_score_job, [(config, v, s) for v, s in runs], chunksize=1)
     table: dict = {"models": {}, "seeds": config.seeds, "oracle_per_class": config.oracle_per_class}
     table.update(episodes=config.episodes, draws=config.draws)
-    table["oracle_boxes"] = {split: _oracle(config, split) for split in ("seen", "unseen")}
+    splits = config.train.data.test_splits()
+    table["splits"] = list(splits)
+    table["oracle_boxes"] = {split: _oracle(config, split) for split in splits}
     for kind in config.kinds:
-        scores: dict = {"seen": {}, "unseen": {}}
+        scores: dict = {split: {} for split in splits}
         for seed in range(config.seeds):
             done = score_run(config, kind, seed)
-            for split in ("seen", "unseen"):
+            for split in splits:
                 for key, value in _run_values(done[split]).items():
                     scores[split].setdefault(key, []).append(value)
         table["models"][kind] = {

@@ -22,6 +22,7 @@ DistributedDataParallel; rank 0 alone evaluates (each validation image once) and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -56,9 +57,11 @@ from .evaluate import evaluate
 from .losses import SetCriterion
 from .matcher import HungarianMatcher
 from .model import IADETR, DetrModelConfig, DetrOutput
+from .preprocess import random_offsets
+from .recipes import get_recipe, recipe_source
 from .sources import Batch, DataSource, EmojiSource, EpochPlan, TrainingSet
 
-__all__ = ["DetrTrainConfig", "config_record", "prepare_caches", "recipe", "run"]
+__all__ = ["DetrTrainConfig", "config_record", "detr_loss", "prepare_caches", "recipe", "run"]
 
 
 def _emoji_model() -> DetrModelConfig:
@@ -110,6 +113,11 @@ class DetrTrainConfig:
             benchmark's cached sprite classification, :mod:`.pretrain`); 0 starts the backbone
             from scratch.
         progress: Show a progress bar.
+        recipe: Name of the recipe (:mod:`.recipes`) the config was built from, a record for
+            ``config.json``; :func:`recipe` sets it, nothing reads it.
+        random_query_placement: Put each training query at a random feature cell of the key
+            canvas (drawn from ``(seed, step)``, so a resumed run draws the same cells) instead
+            of the authors' top-left corner.
     """
 
     out: str = "runs/detr"
@@ -138,27 +146,37 @@ class DetrTrainConfig:
     device: str = "auto"
     pretrain_steps: int = 2000
     progress: bool = True
+    recipe: str = "emoji"
+    random_query_placement: bool = False
 
 
 def recipe(
-    data: DataSource | None = None, *, model: dict[str, Any] | None = None, **overrides: Any
+    data: DataSource | None = None,
+    *,
+    name: str = "emoji",
+    model: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> DetrTrainConfig:
     """The training recipe for ``data``: its implied defaults (:meth:`.DataSource.recipe`), then
-    ``overrides``. ``recipe()`` is ``DetrTrainConfig()``, and ``ia detr train`` trains
-    ``recipe(source, **flags given)``.
+    the named recipe's changes (:mod:`.recipes`), then ``overrides``. ``recipe()`` is
+    ``DetrTrainConfig()``, and ``ia detr train`` trains ``recipe(source, name=--recipe, **flags
+    given)``.
 
     Unless given, the backbone learning rate is a tenth of ``lr`` for a pre-trained backbone
     (``pretrain_steps > 0`` or ``backbone_weights``) and ``lr`` otherwise.
 
     Args:
-        data: The data source (default: the emoji benchmark).
+        data: The data source, used as given (default: the emoji benchmark with the recipe's
+            data options; :func:`.recipes.recipe_source` builds a source with them).
+        name: The named recipe: ``emoji`` (ours) or ``paper`` (the authors' choices).
         model: ``DetrModelConfig`` fields to change.
         **overrides: ``DetrTrainConfig`` fields to change.
     """
-    data = data or EmojiSource()
+    named = get_recipe(name)
+    data = data or recipe_source(name, EmojiSource)
     implied = data.recipe()
-    model_fields = {**implied.pop("model", {}), **(model or {})}
-    settings = {**implied, **overrides}
+    model_fields = {**implied.pop("model", {}), **named.model, **(model or {})}
+    settings = {**implied, **named.train, **overrides, "recipe": name}
     base = DetrTrainConfig()
     if "lr_backbone" not in settings:
         lr = settings.get("lr", base.lr)
@@ -390,7 +408,14 @@ def _train_epoch(
         truth = [t.to(device) for t in batch[3]]
         # DDP averages gradients over ranks: divide by the global box count / world size.
         num_boxes = mean_normaliser(sum(int(t.shape[0]) for t in truth), device=device)
-        return criterion(output.logits, output.boxes, truth, num_boxes=num_boxes)
+        return detr_loss(criterion, output, truth, num_boxes=num_boxes)
+
+    def placement(batch: Batch) -> Tensor | None:
+        if not config.random_query_placement:
+            return None
+        cells = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
+        stride = run.model.backbone.stride
+        return random_offsets(batch[0].shape, batch[2].shape, stride, cells)
 
     ddp_model.train()
     train_one_epoch(
@@ -399,7 +424,7 @@ def _train_epoch(
         run.scaler,
         bar,
         state,
-        forward=partial(_forward, device=device),
+        forward=partial(_forward, device=device, placement=placement),
         loss=loss,
         clip=config.clip,
         precision=config.precision,
@@ -410,7 +435,38 @@ def _train_epoch(
     )
 
 
-def _forward(model: torch.nn.Module, batch: Batch, *, device: torch.device) -> DetrOutput:
+def detr_loss(
+    criterion: SetCriterion,
+    output: DetrOutput,
+    truth: list[Tensor],
+    *,
+    num_boxes: float | None = None,
+) -> dict[str, Tensor]:
+    """The training loss: the set loss of every decoder layer and, when the model has two-stage
+    queries, the proposals' own set loss (Hungarian-matched over all N proposals, the same
+    weights), added to ``loss`` and logged as ``proposal_loss``.
+
+    Shapes:
+        output.logits (Ly, B, Q), output.boxes (Ly, B, Q, 4), output.proposal_logits (B, N),
+        output.proposal_boxes (B, N, 4), truth list of B (K_b, 4) cxcywh.
+    """
+    losses = criterion(output.logits, output.boxes, truth, num_boxes=num_boxes)
+    if output.proposal_logits is not None and output.proposal_boxes is not None:
+        proposals = criterion(
+            output.proposal_logits[None], output.proposal_boxes[None], truth, num_boxes=num_boxes
+        )
+        losses["loss"] = losses["loss"] + proposals["loss"]
+        losses["proposal_loss"] = proposals["loss"].detach()
+    return losses
+
+
+def _forward(
+    model: torch.nn.Module,
+    batch: Batch,
+    *,
+    device: torch.device,
+    placement: Callable[[Batch], Tensor | None],
+) -> DetrOutput:
     targets, padding, queries, _ = batch
     padding = None if padding is None else padding.to(device)
-    return model(targets.to(device), queries.to(device), padding)
+    return model(targets.to(device), queries.to(device), padding, placement(batch))

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .detection import detection_claims, figure7_claim
+from .detection import alignment_claim, detection_claims, figure7_claim
 from .lookup import lookup_claims
 from .rows import CHECK, NOT_COMPARABLE, Claim, check, read_json
 from .scaling import scaling_claims
 from .synthetic import synthetic_claims
 
 __all__ = [
+    "alignment_claim",
     "detection_claims",
     "figure4_claim",
     "figure7_claim",

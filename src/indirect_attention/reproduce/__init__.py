@@ -45,6 +45,7 @@ from ..report.claims import (
     theory_claims,
 )
 from ..report.experiments import (
+    alignment_claim,
     detection_claims,
     figure4_claim,
     figure7_claim,
@@ -67,7 +68,11 @@ def _retrieval_claims(part_dir: Path) -> list:
 
 
 def _detection_claims(part_dir: Path) -> list:
-    return [*detection_claims(part_dir), figure7_claim(part_dir)]
+    others = sorted(p for p in part_dir.glob("recipe-*") if (p / "results.json").exists())
+    recipes = [claim for path in others for claim in detection_claims(path)]
+    alignment = alignment_claim(part_dir)
+    rows = [*detection_claims(part_dir), *recipes, figure7_claim(part_dir)]
+    return rows if alignment is None else [*rows, alignment]
 
 
 PARTS: dict[str, Part] = {
@@ -114,6 +119,7 @@ PARTS: dict[str, Part] = {
         figures=(
             ("Figure 7 analogue: top-ranked object queries, right vs wrong query", "figure7.png"),
             ("ia detections: ground truth, right query, wrong query", "predictions.png"),
+            ("Validation AP50, wrong-query AP50 and matching AUC by training step", "curves.png"),
         ),
     ),
     "bench_attention": Part(run=bench_attention, claims=bench_attention_claims),

@@ -6,7 +6,8 @@ with only the profile's budget fields replaced (``max_minutes``, ``epochs``, ``t
 ...), so improvements to the recipe's defaults reach the reproduction unchanged. Then, for one
 seed of each detector, every object query's score is recorded on unseen episodes with the right
 query and with a wrong-class query (``figure7.json``), and ``figure7.png`` shows, for one target,
-the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia's detections.
+the top-ranked object queries' boxes side by side; ``predictions.png`` shows ia's detections;
+``curves.png`` draws each run's validation AP50, wrong-query AP50 and matching AUC by step.
 """
 
 from __future__ import annotations
@@ -18,17 +19,21 @@ from typing import Any
 
 import torch
 
+from ..detection.attention_ranking import alignment_scores
 from ..detection.checkpoint import CHECKPOINT_NAME
 from ..detection.decoder import KINDS
 from ..detection.draw import draw_predictions
 from ..detection.model import IADETR
 from ..detection.predict import predict
 from ..detection.preprocess import model_input
+from ..detection.recipes import recipe_source
 from ..detection.release import load_detector
 from ..detection.sources import EmojiSource, EvalSet, build_eval_set
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
-from ..detection.train import DetrTrainConfig, config_record
+from ..detection.train import config_record
+from ..detection.train import recipe as train_recipe
+from ..plots.detection_curves import draw_detection_curves
 from ..plots.figure7 import draw_figure7
 from ..training import RunDir
 from .config import ReproduceConfig
@@ -57,12 +62,13 @@ def query_ranking(
     """Every object query's score and box with the right and with a wrong-class query.
 
     The paper (Appendix B.2.1) ranks object queries by their attention to the query image and
-    notes that the ranking agrees with the final confidence; we rank by that confidence (the last
-    layer's sigmoid), which all three detectors have.
+    notes that the ranking agrees with the final confidence. Both are recorded: ``scores`` is the
+    final confidence (the last layer's sigmoid), ``alignment`` the paper's attention score
+    (:func:`~..detection.attention_ranking.alignment_scores`, last decoder layer).
 
     Returns:
-        ``{"right": {"scores": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as nested lists, in the
-        object queries' order, boxes xyxy in the rendered target's pixels.
+        ``{"right": {"scores": E×Q, "alignment": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as
+        nested lists, in the object queries' order, boxes xyxy in the rendered target's pixels.
 
     Shapes:
         eval_set.targets (E, 3, H, W) -> scores (E, Q), boxes (E, Q, 4).
@@ -73,7 +79,7 @@ def query_ranking(
     num_queries = model.config.num_queries
     out: dict[str, dict[str, list]] = {}
     for name, queries in (("right", eval_set.queries[0]), ("wrong", eval_set.wrong[0])):
-        scores, boxes = [], []
+        scores, boxes, alignment = [], [], []
         for start in range(0, len(eval_set.categories), batch_size):
             stop = min(start + batch_size, len(eval_set.categories))
             batch = model_input(
@@ -86,7 +92,8 @@ def query_ranking(
                 order = found.queries.argsort()  # back to the object queries' order
                 scores.append(found.scores[order].tolist())
                 boxes.append(found.boxes[order].tolist())
-        out[name] = {"scores": scores, "boxes": boxes}
+            alignment.extend(alignment_scores(model, batch).tolist())
+        out[name] = {"scores": scores, "alignment": alignment, "boxes": boxes}
     return out
 
 
@@ -126,6 +133,7 @@ def _figure7(run_dir: RunDir, kinds: tuple[str, ...], episodes: int, seed: int) 
                 for which in ("right", "wrong")
             },
             "scores": {which: ranking[which]["scores"] for which in ("right", "wrong")},
+            "alignment": {which: ranking[which]["alignment"] for which in ("right", "wrong")},
         }
         if kind == "ia":
             draw_predictions(model, eval_set, run_dir.root / "predictions.png")
@@ -133,15 +141,16 @@ def _figure7(run_dir: RunDir, kinds: tuple[str, ...], episodes: int, seed: int) 
     draw_figure7(run_dir.root / "figure7.json", run_dir.root / "figure7.png")
 
 
-def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
-    """§6.2, Table 1 and Figure 7 on the emoji benchmark; resumes finished detector runs."""
+def _recipe_table(
+    config: ReproduceConfig, out: Path, name: str, kinds: tuple[str, ...]
+) -> tuple[Table1Config, dict]:
+    """The profile's Table 1 of recipe ``name`` into ``out`` (trained, or resumed)."""
     settings = config.settings
-    if settings is None:
-        raise ValueError("config.settings is None: run parts through reproduce.run()")
-    base = DetrTrainConfig()
+    assert settings is not None
     data_fields = {f.name for f in fields(EmojiSource)}
     budget = settings.detection_train
-    data = EmojiSource(cache_dir=str(Path(config.out) / "cache"))
+    data = recipe_source(name, EmojiSource, cache_dir=str(Path(config.out) / "cache"))
+    base = train_recipe(data, name=name)
     train = replace(
         base,
         data=replace(data, **{k: v for k, v in budget.items() if k in data_fields}),
@@ -149,20 +158,42 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
         progress=config.progress,
         **{k: v for k, v in budget.items() if k not in data_fields},
     )
-    kinds = settings.detection_kinds or KINDS
     table_config = Table1Config(
-        out=str(run_dir.root),
+        out=str(out),
         seeds=settings.detection_seeds,
-        kinds=tuple(kinds),
+        kinds=kinds,
         train=train,
         episodes=settings.detection_episodes,
         draws=settings.detection_draws,
         jobs=settings.detection_jobs,
     )
-    run_dir.write_config({**asdict(table_config), "train": config_record(train)})
+    RunDir(out).write_config({**asdict(table_config), "train": config_record(train)})
     table = run_table1(table_config)
-    _figure7(run_dir, tuple(kinds), settings.ranking_episodes, config.seed)
-    return {
+    draw_detection_curves(out, out / "curves.png")
+    return table_config, table
+
+
+def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
+    """§6.2, Table 1 and Figure 7 on the emoji benchmark; resumes finished detector runs.
+
+    The first of the profile's recipes (``emoji``, ours) fills the part's own directory and
+    Figure 7; every other recipe (``paper``) has its Table 1 in ``recipe-<name>/``.
+    """
+    settings = config.settings
+    if settings is None:
+        raise ValueError("config.settings is None: run parts through reproduce.run()")
+    kinds = tuple(settings.detection_kinds or KINDS)
+    first, *others = settings.detection_recipes
+    _, table = _recipe_table(config, run_dir.root, first, kinds)
+    summary = {
         name: {split: row[split]["margin"]["mean"] for split in ("seen", "unseen")}
         for name, row in table["models"].items()
     }
+    for name in others:
+        _, other = _recipe_table(config, run_dir.root / f"recipe-{name}", name, kinds)
+        for kind, row in other["models"].items():
+            summary[f"{kind} ({name} recipe)"] = {
+                split: row[split]["margin"]["mean"] for split in ("seen", "unseen")
+            }
+    _figure7(run_dir, kinds, settings.ranking_episodes, config.seed)
+    return summary

@@ -65,6 +65,8 @@ class ProfileSettings:
         scaling_offset: Lookup offset of the sweep.
         detection_seeds: Training seeds per detector in the Table 1 analogue.
         detection_kinds: Detectors to train; empty means all three.
+        detection_recipes: Named detector recipes (``detection/recipes.py``), each with its own
+            Table 1; the first is the headline's.
         detection_train: Budget overrides of ``DetrTrainConfig`` (never recipe values).
         detection_model: Overrides of ``DetrModelConfig`` (tests only; empty keeps the default).
         detection_episodes: Evaluation episodes per split.
@@ -109,6 +111,7 @@ class ProfileSettings:
     scaling_offset: int = 0
     detection_seeds: int = 1
     detection_kinds: tuple[str, ...] = ()
+    detection_recipes: tuple[str, ...] = ("emoji",)
     detection_train: dict[str, Any] = field(default_factory=dict)
     detection_model: dict[str, Any] = field(default_factory=dict)
     detection_episodes: int = 150
@@ -178,6 +181,7 @@ PROFILES: dict[str, ProfileSettings] = {
         scaling_seeds=5,
         scaling_epochs=15,
         detection_seeds=3,
+        detection_recipes=("emoji", "paper"),
         detection_episodes=500,
         ranking_episodes=64,
         bench_queries=(300, 1800),

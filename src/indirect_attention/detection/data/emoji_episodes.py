@@ -64,6 +64,9 @@ class EpisodeConfig:
         object_size: range of an object's longer side as a fraction of ``canvas_size``.
         max_angle: rotations are uniform in ``[-max_angle, max_angle]`` degrees.
         gap: minimum free pixels between two objects' boxes.
+        styles: the artists (sprite styles) episodes draw from; None: all of the bank's. A
+            query class needs two of them (the query's and another for its instances), a
+            distractor class one.
     """
 
     canvas_size: int = 256
@@ -73,6 +76,7 @@ class EpisodeConfig:
     object_size: tuple[float, float] = (0.12, 0.32)
     max_angle: float = 15.0
     gap: int = 2
+    styles: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.canvas_size < 32 or self.query_size < 16:
@@ -195,14 +199,22 @@ def sample_episode(
     queries, pool = split_classes(bank, split)
     if index < 0:
         raise ValueError(f"episode index must be >= 0, got {index}")
+
+    def allowed(cat: str) -> tuple[str, ...]:
+        styles = bank.styles_of(cat)
+        return styles if config.styles is None else tuple(s for s in styles if s in config.styles)
+
+    queries = tuple(c for c in queries if len(allowed(c)) >= 2)
+    if not queries:
+        raise ValueError(f"no {split} class has two of the styles {config.styles}")
     rng = np.random.default_rng([seed, SPLITS[split][0], index])
     category = queries[index % len(queries)]
-    styles = bank.styles_of(category)
+    styles = allowed(category)
     query_style = str(rng.choice(styles))
     others = [s for s in styles if s != query_style]
     n_pos = int(rng.integers(config.positives[0], config.positives[1] + 1))
     pos_styles = [str(s) for s in rng.choice(others, size=min(n_pos, len(others)), replace=False)]
-    candidates = [c for c in pool if c != category]
+    candidates = [c for c in pool if c != category and allowed(c)]
     n_dis = int(rng.integers(config.distractors[0], config.distractors[1] + 1))
     canvas, taken = config.canvas_size, []
 
@@ -223,7 +235,7 @@ def sample_episode(
         )
     distractors = []
     for cat in rng.choice(candidates, size=n_dis, replace=False):
-        style = str(rng.choice(bank.styles_of(str(cat))))
+        style = str(rng.choice(allowed(str(cat))))
         placed = instance(str(cat), style)
         if placed is not None:
             distractors.append(placed)

@@ -147,6 +147,10 @@ class DataSource(ABC):
     def training_set(self, *, seed: int, progress: bool = True) -> TrainingSet:
         """Load (or render) the training data of a run seeded by ``seed``."""
 
+    def test_splits(self) -> tuple[str, ...]:
+        """The splits Table 1 scores (default: seen and unseen classes)."""
+        return ("seen", "unseen")
+
     @abstractmethod
     def eval_pairs(
         self, split: str, *, count: int | None, draws: int, seed: int

@@ -28,13 +28,16 @@ from torchvision.ops import box_convert
 from tqdm import tqdm
 
 from ...training.distributed import shard_bounds
-from ..data import EmojiEpisodes, EpisodeConfig
+from ..data import EmojiEpisodes, EpisodeConfig, load_sprite_bank
 from ..preprocess import InputSpec, resize
 from ..pretrain import PretrainConfig, pretrained_backbone
 from .base import Batch, DataSource, EpochPlan, EvalPairs, TrainingSet
 from .emoji_eval import SPLIT_NAMES, build_eval_set, eval_set_pairs
 
-__all__ = ["EmojiSource", "load_train_cache", "make_batch"]
+__all__ = ["NEW_ARTIST_SPLITS", "EmojiSource", "load_train_cache", "make_batch"]
+
+#: Splits of the held-out-artist experiment (``EmojiSource.held_out_styles``).
+NEW_ARTIST_SPLITS = ("seen-new-artists", "unseen-new-artists")
 
 
 def _episode_sizes(scale: float) -> InputSpec:
@@ -42,14 +45,18 @@ def _episode_sizes(scale: float) -> InputSpec:
     return InputSpec(round(episode.canvas_size * scale), round(episode.query_size * scale))
 
 
-def load_train_cache(episodes: int, scale: float, cache_dir: str | Path) -> dict[str, Tensor]:
+def load_train_cache(
+    episodes: int, scale: float, cache_dir: str | Path, config: EpisodeConfig | None = None
+) -> dict[str, Tensor]:
     """Rendered training episodes: ``targets`` (E, 3, H, W) and ``queries`` (E, 3, h, w) uint8,
     ``boxes`` (E, M, 4) xyxy pixels of the resized target and ``labels`` (E, M): 0 for the query
-    class, k > 0 for the k-th distractor, -1 for padding. Rendered once, then read from disk."""
+    class, k > 0 for the k-th distractor, -1 for padding. Rendered once, then read from disk
+    (``cache_dir`` must differ between episode configs: the file name holds only the count and
+    the scale)."""
     path = Path(cache_dir) / f"emoji-train-n{episodes}-s{scale:g}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)
-    data = EmojiEpisodes("train", length=episodes)
+    data = EmojiEpisodes("train", length=episodes, config=config)
     targets, queries, boxes, labels = [], [], [], []
     for index in tqdm(range(episodes), desc="render train episodes", mininterval=10):
         episode = data.episode(index)
@@ -152,7 +159,7 @@ class _EmojiTrainingSet(TrainingSet):
             self.cache,
             settings,
             scale=self.source.scale,
-            cache_dir=self.source.cache_dir,
+            cache_dir=self.source.cache_root(),
             progress=progress,
         )
 
@@ -167,6 +174,10 @@ class EmojiSource(DataSource):
         crop_queries: Fraction of training samples whose query is a crop of an object of the
             target itself.
         cache_dir: Where rendered training episodes and the backbone pre-training are cached.
+        held_out_styles: Artists (sprite styles) kept out of training entirely, queries and
+            targets alike, and of the ``seen``/``unseen``/``val`` splits; the splits
+            ``seen-new-artists`` and ``unseen-new-artists`` draw every image from them (a query
+            in one, its class's instances in another: at least two are needed).
     """
 
     name: ClassVar[str] = "emoji"
@@ -174,6 +185,40 @@ class EmojiSource(DataSource):
     scale: float = 0.5
     crop_queries: float = 0.5
     cache_dir: str = "runs/cache"
+    held_out_styles: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.held_out_styles = tuple(self.held_out_styles)
+        if not self.held_out_styles:
+            return
+        known = load_sprite_bank().styles
+        unknown = [s for s in self.held_out_styles if s not in known]
+        if unknown or len(set(self.held_out_styles)) < 2:
+            raise ValueError(
+                f"held_out_styles: got {list(self.held_out_styles)}; expected two or more "
+                f"distinct artists of {list(known)}"
+            )
+
+    def cache_root(self) -> Path:
+        """``cache_dir``, or a folder inside it named after the held-out artists."""
+        if not self.held_out_styles:
+            return Path(self.cache_dir)
+        return Path(self.cache_dir) / ("without-" + "+".join(sorted(self.held_out_styles)))
+
+    def episode_config(self, *, new_artists: bool = False) -> EpisodeConfig:
+        """The episodes of training and the usual splits, or of the new-artist splits."""
+        if not self.held_out_styles:
+            return EpisodeConfig()
+        known = load_sprite_bank().styles
+        held = set(self.held_out_styles)
+        keep = [s for s in known if (s in held) == new_artists]
+        return EpisodeConfig(styles=tuple(keep))
+
+    def test_splits(self) -> tuple[str, ...]:
+        """Seen and unseen classes, and their new-artist splits when artists are held out."""
+        if not self.held_out_styles:
+            return ("seen", "unseen")
+        return ("seen", "unseen", *NEW_ARTIST_SPLITS)
 
     def input_spec(self) -> InputSpec:
         """The 256 px targets and 96 px queries of the episodes, resized by ``scale``."""
@@ -181,15 +226,30 @@ class EmojiSource(DataSource):
 
     def training_set(self, *, seed: int, progress: bool = True) -> TrainingSet:
         del seed, progress  # the cache is the same for every seed
-        cache = load_train_cache(self.train_episodes, self.scale, self.cache_dir)
+        cache = load_train_cache(
+            self.train_episodes, self.scale, self.cache_root(), self.episode_config()
+        )
         return _EmojiTrainingSet(cache, self)
 
     def eval_pairs(
         self, split: str, *, count: int | None, draws: int, seed: int
     ) -> EvalPairs | None:
         """Rendered episodes of ``val``, ``seen`` (``test_seen``) or ``unseen`` (``test``)
-        classes; ``count`` defaults to 500."""
-        if split not in SPLIT_NAMES:
-            raise ValueError(f"unknown split {split!r}; choose from {sorted(SPLIT_NAMES)}")
-        eval_set = build_eval_set(SPLIT_NAMES[split], count or 500, draws=draws, seed=seed)
+        classes, or of ``seen-new-artists`` / ``unseen-new-artists`` (held-out artists only);
+        ``count`` defaults to 500."""
+        new_artists = split in NEW_ARTIST_SPLITS
+        if split not in SPLIT_NAMES and not new_artists:
+            choices = sorted(SPLIT_NAMES) + list(NEW_ARTIST_SPLITS)
+            raise ValueError(f"unknown split {split!r}; choose from {choices}")
+        if new_artists and not self.held_out_styles:
+            raise ValueError(f"split {split!r} needs held-out artists (--held-out-styles)")
+        episodes = SPLIT_NAMES[split.removesuffix("-new-artists")]
+        eval_set = build_eval_set(
+            episodes,
+            count or 500,
+            draws=draws,
+            seed=seed,
+            config=self.episode_config(new_artists=new_artists),
+        )
+        eval_set.split = split
         return eval_set_pairs(eval_set)

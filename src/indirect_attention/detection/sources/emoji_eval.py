@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..data import EmojiEpisodes
 from ..data.emoji import SpriteBank
-from ..data.emoji_episodes import InstanceSpec, render_query, split_classes
+from ..data.emoji_episodes import EpisodeConfig, InstanceSpec, render_query, split_classes
 from ..data.records import BoxRecord, ImageRecord
 from .base import EvalPair, EvalPairs
 
@@ -61,22 +61,33 @@ class EvalSet:
 
 
 def _unused_styles(
-    bank: SpriteBank, category: str, instances: tuple[InstanceSpec, ...]
+    bank: SpriteBank, category: str, instances: tuple[InstanceSpec, ...], config: EpisodeConfig
 ) -> list[str]:
-    """The styles of ``category`` that no instance of it in the target is drawn in."""
+    """The styles of ``category`` (among ``config.styles``) that no instance of it in the target
+    is drawn in."""
+    styles = [s for s in bank.styles_of(category) if config.styles is None or s in config.styles]
     taken = {inst.style for inst in instances if inst.category == category}
-    return [s for s in bank.styles_of(category) if s not in taken] or list(bank.styles_of(category))
+    return [s for s in styles if s not in taken] or styles
 
 
 def _image(array: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def build_eval_set(split: str, episodes: int, *, draws: int = 5, seed: int = 0) -> EvalSet:
-    """Render the first ``episodes`` episodes of ``split`` and ``draws`` right / wrong queries."""
-    data = EmojiEpisodes(split, length=episodes)
+def build_eval_set(
+    split: str,
+    episodes: int,
+    *,
+    draws: int = 5,
+    seed: int = 0,
+    config: EpisodeConfig | None = None,
+) -> EvalSet:
+    """Render the first ``episodes`` episodes of ``split`` and ``draws`` right / wrong queries
+    (every image drawn from the styles of ``config``, default all)."""
+    config = config or EpisodeConfig()
+    data = EmojiEpisodes(split, length=episodes, config=config)
     bank, size = data.bank, data.config.query_size
-    classes, _ = split_classes(bank, split)
+    classes = [c for c in split_classes(bank, split)[0] if _unused_styles(bank, c, (), config)]
     targets, boxes, others, other_classes, categories = [], [], [], [], []
     queries = [[] for _ in range(draws)]
     wrong = [[] for _ in range(draws)]
@@ -97,12 +108,12 @@ def build_eval_set(split: str, episodes: int, *, draws: int = 5, seed: int = 0) 
                 queries[0].append(_image(episode.query))
                 styles[0].append(episode.spec.query_style)
             else:
-                style = str(rng.choice(_unused_styles(bank, category, instances)))
+                style = str(rng.choice(_unused_styles(bank, category, instances, config)))
                 query = render_query(bank.sprite(category, style), size, rng.uniform(0.75, 0.95))
                 queries[draw].append(_image(query))
                 styles[draw].append(style)
             other = str(rng.choice([c for c in classes if c != category]))
-            style = str(rng.choice(_unused_styles(bank, other, instances)))
+            style = str(rng.choice(_unused_styles(bank, other, instances, config)))
             query = render_query(bank.sprite(other, style), size, rng.uniform(0.75, 0.95))
             wrong[draw].append(_image(query))
             wrong_styles[draw].append((other, style))
