@@ -58,6 +58,10 @@ def test_train_and_table1_pass_quiet_to_the_recipe(
         "indirect_attention.detection.train.run",
         lambda config: seen.setdefault("train", config) and {"steps": 0, "minutes": 0.0},
     )
+    monkeypatch.setattr(
+        "indirect_attention.plots.detection_curves.draw_detection_curves",
+        lambda run_dir, path: path,
+    )
     flag = ["--quiet"] if quiet else []
     assert main(["detr", "table1", "--out", str(tmp_path / "t"), *flag]) == 0
     assert main(["detr", "train", "--out", str(tmp_path / "r"), *flag]) == 0

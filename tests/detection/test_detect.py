@@ -157,7 +157,7 @@ class _ExtentModel(IADETR):
     fractions = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.75, 1.0], [0.1, 0.1, 0.2, 0.2]])
     logits = torch.tensor([2.0, 0.0, -2.0])  # sigmoid: 0.88, 0.5, 0.12
 
-    def forward(self, targets, queries, target_padding=None) -> DetrOutput:
+    def forward(self, targets, queries, target_padding=None, query_offsets=None) -> DetrOutput:
         height, width = targets.shape[-2:]
         rows, cols = height, width
         if target_padding is not None:

@@ -19,7 +19,7 @@ class _Fixed(nn.Module):
         self.weight = nn.Parameter(torch.zeros(1))  # predict reads the device from here
         self.logits, self.boxes = torch.tensor(logits), torch.tensor(boxes)
 
-    def forward(self, targets, queries, target_padding=None) -> DetrOutput:
+    def forward(self, targets, queries, target_padding=None, query_offsets=None) -> DetrOutput:
         batch = targets.shape[0]
         logits = self.logits.expand(1, batch, -1)  # (Ly, B, Q)
         boxes = self.boxes.expand(1, batch, -1, -1)  # (Ly, B, Q, 4)
