@@ -16,7 +16,7 @@ from PIL import Image
 from indirect_attention.cli import main
 from indirect_attention.cli.detr_release import _parse_box as parse_box
 from indirect_attention.detection.detect import detect
-from indirect_attention.detection.draw import GAP
+from indirect_attention.detection.draw import GAP, font_size
 from indirect_attention.detection.model import IADETR, DetrModelConfig, DetrOutput
 from indirect_attention.detection.preprocess import (
     InputSpec,
@@ -81,7 +81,7 @@ def test_detect_writes_coco_json_within_each_image(files: dict[str, Path], tmp_p
         mine = [row for row in rows if row["image_id"] == image_id]
         assert len(mine) == 3  # 5 proposals, at most 3 kept, threshold 0 keeps all
         assert all(row["file_name"] == str(files[name]) for row in mine)
-        assert all(row["category_id"] == "query" for row in mine)
+        assert all(row["category_id"] == 1 for row in mine)
         scores = [row["score"] for row in mine]
         assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
         height, width = sizes[image_id]
@@ -113,12 +113,14 @@ def test_detect_draws_target_with_query_beside(files: dict[str, Path], tmp_path:
         q_height = min(height, max(40, height // 4))
         assert drawn.shape == (height, width + GAP + round(30 * q_height / 40), 3)
         assert (drawn[:, width : width + GAP] == 255).all()
-        # Outside the drawn box (and its line and label), the target is unchanged.
+        # Outside the drawn box (its line, and its score label above it), the target is unchanged.
         original = np.asarray(Image.open(files[name]).convert("RGB"))
         (row,) = [r for r in rows if r["image_id"] == image_id]
         x, y, w, h = row["bbox"]
+        size = font_size(height, width)  # the label: 4 characters, at most 3 em wide, 2 em high
+        x0, x1 = min(x, width - 3 * size) - 4, max(x + w, x + 3 * size) + 5
         untouched = np.ones((height, width), dtype=bool)
-        untouched[max(0, int(y) - 4) : int(y + h) + 5, max(0, int(x) - 4) : int(x + w) + 5] = False
+        untouched[max(0, int(y - 2 * size)) : int(y + h) + 5, max(0, int(x0)) : int(x1)] = False
         assert untouched.sum() > 0
         assert (drawn[:, :width][untouched] == original[untouched]).all()
         assert not (drawn[:, :width] == original).all()  # the box is drawn

@@ -46,7 +46,11 @@ def test_export_round_trip_gives_identical_outputs(tmp_path: Path, kind: str) ->
     out = tmp_path / "export"
     argv = ["detr", "export", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt")]
     assert main([*argv, "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     document = json.loads((out / "config.json").read_text())
     assert document["format"] == "ia-detr" and document["model"] == asdict(model.config)
     assert document["input"] == {"target_size": 96, "query_size": 40, "stride": 8}

@@ -24,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--limit", type=int, default=None, help="first N episodes only")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=_export)
 
     show = commands.add_parser("show", help="draw episodes (query, target, boxes) to a PNG")
@@ -51,7 +52,14 @@ def _build(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..detection.data import export_episodes
 
-    path = export_episodes(args.split, args.out, fmt=args.format, seed=args.seed, length=args.limit)
+    path = export_episodes(
+        args.split,
+        args.out,
+        fmt=args.format,
+        seed=args.seed,
+        length=args.limit,
+        progress=not args.quiet,
+    )
     print(f"wrote {path}")
     return 0
 

@@ -185,6 +185,7 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also write OUT/checkpoint.pt every N steps inside an epoch (0: epoch ends only)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -224,7 +225,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="seeded 5-query evaluation of a checkpoint")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument(
+        "--checkpoint",
+        required=True,
+        help="what detect reads: a run folder, checkpoint.pt, an export folder or its "
+        "model.safetensors",
+    )
     _add_data(evaluate, train=False)
     evaluate.add_argument("--split", choices=SPLITS, default="unseen")
     evaluate.add_argument(
@@ -239,7 +245,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the query draws")
     evaluate.add_argument("--threads", type=int, default=1)
-    evaluate.add_argument("--out", default=None, help="folder for results.json")
+    evaluate.add_argument(
+        "--out",
+        default=None,
+        help="folder for results.json (default: eval-SPLIT in the --checkpoint folder, or beside "
+        "the file)",
+    )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_eval)
 
     show = commands.add_parser("show", help="draw predictions with the right and a wrong query")
@@ -268,8 +280,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--metric",
         choices=("voc", "coco", "per-image"),
         default="voc",
-        help="voc: all-point AP50, difficult ignored; coco: pycocotools AP50; "
-        "per-image: the authors' non-standard per-image AP50",
+        help="voc: all-point AP50, difficult ignored; coco: pycocotools, AP50 and its full "
+        "summary (AP, AP50, AP75, small/medium/large, AR@1/10/100); per-image: the authors' "
+        "non-standard per-image AP50",
     )
     json_eval.add_argument("--out", required=True, help="folder for results.json")
     json_eval.set_defaults(func=_eval_json)
@@ -309,7 +322,7 @@ def _train_config(args: argparse.Namespace, *, out: str, kind: str, seed: int):
     model = {f.name: given[f.name] for f in fields(DetrModelConfig) if f.name in given}
     names = {f.name for f in fields(DetrTrainConfig)} - {"data", "model", "recipe"}  # --kind
     train = {name: given[name] for name in names if name in given}
-    train.update(out=out, seed=seed, resume=given.get("resume"))
+    train.update(out=out, seed=seed, resume=given.get("resume"), progress=not given.get("quiet"))
     train["init_weights"] = given.get("init_weights")
     name = given.get("recipe", "emoji")
     return recipe(_source(args), name=name, model={**model, "kind": kind}, **train)
@@ -366,8 +379,11 @@ def _eval(args: argparse.Namespace) -> int:
         draws=args.draws,
         seed=args.seed,
         query_placement=args.query_placement,
+        progress=not args.quiet,
     )
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+    checkpoint = Path(args.checkpoint)
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    out = Path(args.out) if args.out else folder / f"eval-{args.split}"
     path = out / "results.json"
     atomic_write_text(path, json.dumps(to_jsonable(result), indent=2) + "\n")
     print(
@@ -424,6 +440,10 @@ def _eval_json(args: argparse.Namespace) -> int:
     result = score_coco_json(args.gt, args.pred, metric=args.metric)
     path = Path(args.out) / "results.json"
     atomic_write_text(path, json.dumps(to_jsonable(result), indent=2) + "\n")
+    if "text" in result.get("summary", {}):
+        print(result["summary"]["text"])  # pycocotools' own twelve lines
+    elif "summary" in result:  # several draws: their mean
+        print(" | ".join(f"{k} {v:.3f}" for k, v in result["summary"]["stats"].items()))
     print(
         f"AP50 ({args.metric}) = {result['ap50']:.4f} over {len(result['per_class'])} classes; wrote {path}"
     )

@@ -23,7 +23,9 @@ from .outputs import is_first_process
 __all__ = ["EXTENDABLE", "resume_recipe"]
 
 #: Train-config fields a resumed run may change.
-EXTENDABLE = frozenset({"epochs", "max_minutes", "device", "threads", "checkpoint_every"})
+EXTENDABLE = frozenset(
+    {"epochs", "max_minutes", "device", "threads", "checkpoint_every", "progress"}
+)
 #: Parsed flags that are not part of the recipe.
 _NOT_RECIPE = frozenset({"out", "resume", "overwrite", "init_weights", "command", "detr_command"})
 #: Old names of model-config fields in config.json files written by earlier versions.

@@ -55,7 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default="runs/synthetic", help="output directory")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--quiet", "--no-progress", dest="no_progress", action="store_true", help="no progress bar"
+    )
     parser.set_defaults(func=_run)
 
 

@@ -172,10 +172,10 @@ NUMBERS: dict[str, Callable[[str], int | float]] = {
 }
 
 #: Options naming a file that is read.
-INPUT_FILES = frozenset({"backbone_weights", "gt", "pred", "query", "target", "train_json"})
+INPUT_FILES = frozenset({"backbone_weights", "gt", "pred", "query", "train_json"})
 INPUT_FILES |= {"val_json"}
 #: Options naming a file or a folder that is read (a checkpoint or an export folder).
-INPUT_PATHS = frozenset({"checkpoint", "init_weights", "update_readme"})
+INPUT_PATHS = frozenset({"checkpoint", "init_weights", "update_readme", "target"})
 #: Options naming a folder that is read.
 INPUT_FOLDERS = frozenset({"data_root", "npm_dir"})
 

@@ -5,8 +5,9 @@ right query, the wrong-class query, and the target three times: ground truth (wh
 detections with the right query (green) and with the wrong query (red), each labelled with its
 score. A detector that matches moves its boxes with the query.
 
-:func:`draw_detections` (``ia detr detect``): one target at its original size with its detections
-(torchvision's ``draw_bounding_boxes``), the query shown to its right.
+:func:`draw_detections` (``ia detr detect``): one target at its original size with its detections,
+the query shown to its right. Line width and the score labels scale with the image
+(:func:`font_size`), so a score reads the same on a thumbnail and on a 4000-pixel photograph.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .predict import Detections, predict
 from .preprocess import model_input
 from .sources.emoji_eval import EvalSet
 
-__all__ = ["draw_detections", "draw_predictions"]
+__all__ = ["draw_detections", "draw_predictions", "font_size"]
 
 GAP = 8  # white pixels between the target and the query in draw_detections
 
@@ -94,14 +95,58 @@ def _to_uint8(image: Tensor) -> Tensor:
     return (image.detach().cpu().clamp(0.0, 1.0) * 255).round().to(torch.uint8)
 
 
+def font_size(height: int, width: int) -> int:
+    """Pixel height of the score labels on an image of this size: 1/40 of its longer side, at
+    least 11 pixels."""
+    return max(11, round(max(height, width) / 40))
+
+
+def _font(size: int):  # -> PIL ImageFont
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: scalable
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def _draw_boxes(panel: Tensor, found: Detections, color: str):  # -> PIL Image
+    """The target with each box and a filled score label above it (inside it at the top edge)."""
+    from PIL import Image, ImageDraw
+
+    height, width = panel.shape[-2:]
+    image = Image.fromarray(panel.permute(1, 2, 0).numpy())
+    draw = ImageDraw.Draw(image)
+    size = font_size(height, width)
+    font, pad, line = _font(size), max(1, size // 6), max(2, round(max(height, width) / 250))
+    for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True):
+        x0, y0, x1, y1 = box
+        draw.rectangle((x0, y0, max(x0, x1), max(y0, y1)), outline=color, width=line)
+        text = f"{score:.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        label_w, label_h = right - left + 2 * pad, bottom - top + 2 * pad
+        lx = min(max(0.0, x0), max(0.0, width - label_w))
+        ly = y0 - label_h if y0 - label_h >= 0 else max(0.0, y0)
+        draw.rectangle((lx, ly, lx + label_w - 1, ly + label_h - 1), fill=color)
+        draw.text((lx + pad - left, ly + pad - top), text, fill="black", font=font)
+    return image
+
+
 def draw_detections(
-    target: Tensor, query: Tensor, found: Detections, path: str | Path, *, color: str = "lime"
+    target: Tensor,
+    query: Tensor,
+    found: Detections,
+    path: str | Path,
+    *,
+    color: str = "lime",
+    heat: Tensor | None = None,
 ) -> Path:
     """Save the target with its detections and the query beside it as a PNG.
 
-    The target keeps its original size (boxes are in its pixels); the query is shown to its right
-    after a white gap of :data:`GAP` pixels, scaled to a height between a quarter of the target's
-    and the target's own (aspect kept).
+    The target keeps its original size (boxes are in its pixels); each box carries its score on a
+    filled label of :func:`font_size` pixels. The query is shown to its right after a white gap of
+    :data:`GAP` pixels, scaled to a height between a quarter of the target's and the target's own
+    (aspect kept).
 
     Args:
         target: (3, H, W) in [0, 1], the original target.
@@ -109,32 +154,33 @@ def draw_detections(
         found: The detections, boxes xyxy in the target's pixels.
         path: The PNG to write (folders created).
         color: Box and label colour.
+        heat: (H, W) in [0, 1], a heat map laid over the target in red (opacity 0.6 at 1), e.g.
+            :func:`~.attention_map.attention_map`.
 
     Returns:
         The path. The image is H pixels high and W + GAP + (query's shown width) wide.
     """
     from PIL import Image
-    from torchvision.utils import draw_bounding_boxes
 
     height, width = target.shape[-2:]
-    panel = _to_uint8(target)
-    if len(found.scores):
-        panel = draw_bounding_boxes(
-            panel,
-            found.boxes.float(),
-            labels=[f"{float(s):.2f}" for s in found.scores],
-            colors=color,
-            width=max(2, round(max(height, width) / 250)),
-        )
     q_height = min(height, max(query.shape[-2], height // 4))
     q_width = max(1, round(query.shape[-1] * q_height / query.shape[-2]))
     shown = torch.nn.functional.interpolate(
         query[None].float().cpu(), size=(q_height, q_width), mode="bilinear", antialias=True
     )[0]
-    canvas = torch.full((3, height, width + GAP + q_width), 255, dtype=torch.uint8)
-    canvas[:, :, :width] = panel
-    canvas[:, :q_height, width + GAP :] = _to_uint8(shown)
+    canvas = Image.new("RGB", (width + GAP + q_width, height), "white")
+    shown_target = target.detach().cpu().float()
+    if heat is not None:
+        if tuple(heat.shape) != (height, width):
+            raise ValueError(
+                f"heat must have shape (H, W) = {(height, width)}, got {tuple(heat.shape)}"
+            )
+        alpha = 0.6 * heat.detach().cpu().float().clamp(0.0, 1.0)[None]  # (1, H, W)
+        red = torch.tensor([1.0, 0.1, 0.0])[:, None, None]
+        shown_target = (1 - alpha) * shown_target + alpha * red
+    canvas.paste(_draw_boxes(_to_uint8(shown_target), found, color), (0, 0))
+    canvas.paste(Image.fromarray(_to_uint8(shown).permute(1, 2, 0).numpy()), (width + GAP, 0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas.permute(1, 2, 0).numpy()).save(path)
+    canvas.save(path)
     return path

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .data.episodes import mean_std
 from .matching import matching_auc
@@ -67,6 +68,7 @@ def _score(
     batch_size: int,
     draw: int,
     generator: torch.Generator | None = None,
+    bar: tqdm | None = None,
 ) -> list[Detection]:
     """Detections of ``pairs``; with a ``generator``, each query sits at a random cell."""
     detections = []
@@ -87,6 +89,8 @@ def _score(
                 Detection(pair.image_id, pair.category, tuple(box), score, draw)
                 for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True)
             )
+        if bar is not None:
+            bar.update(len(chunk))
     return detections
 
 
@@ -97,6 +101,7 @@ def evaluate(
     input_spec: InputSpec | None = None,
     query_placement: str = "top-left",
     placement_seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """The protocol's numbers for ``model`` on ``pairs`` (see the module docstring).
 
@@ -109,6 +114,7 @@ def evaluate(
             right and the wrong query of a pair. Matching that holds only at the trained layout
             is a finding.
         placement_seed: Seed of the random cells.
+        progress: Show a progress bar over the (query, target) pairs.
 
     Returns:
         ``{"ap50": {"mean", "std", "draws"}, "wrong_query": {...}, "margin",
@@ -124,6 +130,8 @@ def evaluate(
         raise ValueError(f"query_placement: got {query_placement!r}; expected one of {PLACEMENTS}")
     right: list[list[Detection]] = []
     wrong: list[list[Detection]] = []
+    total = sum(len(p) for p in pairs.right) + sum(len(p) for p in pairs.wrong)
+    bar = tqdm(total=total, desc=f"eval {pairs.split}", unit="pair", disable=not progress)
 
     def generator(draw: int) -> torch.Generator | None:
         if query_placement == "top-left":
@@ -133,8 +141,9 @@ def evaluate(
     with torch.no_grad():
         for draw in range(len(pairs.right)):
             size = pairs.batch_size
-            right.append(_score(model, pairs.right[draw], spec, size, draw, generator(draw)))
-            wrong.append(_score(model, pairs.wrong[draw], spec, size, draw, generator(draw)))
+            right.append(_score(model, pairs.right[draw], spec, size, draw, generator(draw), bar))
+            wrong.append(_score(model, pairs.wrong[draw], spec, size, draw, generator(draw), bar))
+    bar.close()
     model.train(was_training)
     right_ap = [_ap50(pairs, found) for found in right]
     wrong_ap = [_ap50(pairs, found) for found in wrong]
@@ -174,6 +183,7 @@ def evaluate_checkpoint(
     seed: int = 0,
     query_placement: str = "top-left",
     random_placement_draws: int = 0,
+    progress: bool = False,
 ) -> dict:
     """The protocol on ``split`` (``seen``, ``unseen`` or ``val``) of ``data`` for a saved model.
 
@@ -188,6 +198,7 @@ def evaluate_checkpoint(
         random_placement_draws: When > 0, the first this many draws are scored again with
             every query at a random cell, under ``"random_placement"`` (AP50, wrong-query
             control, margin, matching AUC).
+        progress: Show a progress bar.
 
     Raises:
         ValueError: the source has no such split.
@@ -201,7 +212,9 @@ def evaluate_checkpoint(
             f"--data {data.name}, split {split!r}: no evaluation pairs (a target image with an "
             "object of the split's classes and a query of that class); expected at least one"
         )
-    result = evaluate(model, pairs, query_placement=query_placement, placement_seed=seed)
+    result = evaluate(
+        model, pairs, query_placement=query_placement, placement_seed=seed, progress=progress
+    )
     result.update(checkpoint=str(checkpoint), kind=model.config.kind, protocol_seed=seed)
     if random_placement_draws > 0:
         subset = replace(

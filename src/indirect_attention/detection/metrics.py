@@ -322,7 +322,9 @@ def score_coco_json(
 
     Returns:
         ``{"ap50": float, "per_class": {name: ap50}, "metric": ..., "num_images": ...,
-        "num_predictions": ...}`` plus ``ap50_std`` and ``per_draw`` when there are several draws.
+        "num_predictions": ...}`` plus ``ap50_std`` and ``per_draw`` when there are several draws;
+        ``coco`` adds ``"summary"``: pycocotools' twelve numbers (:mod:`.coco_summary`; with
+        several draws their mean, and ``per_draw``).
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {sorted(METRICS)}")
@@ -346,5 +348,21 @@ def score_coco_json(
             per_draw=means,
             per_class={c: float(np.mean([run[c] for run in runs])) for c in runs[0]},
         )
+    if metric == "coco":
+        result["summary"] = _summary(load_coco_json(gt_path), load_coco_json(pred_path), draws)
     result.update(num_images=len(dataset.images), num_predictions=len(detections))
     return result
+
+
+def _summary(gt: dict[str, Any], rows: list[dict[str, Any]], draws: list[int]) -> dict[str, Any]:
+    """pycocotools' summary of the predictions, per draw and averaged over draws."""
+    from .coco_summary import coco_summary
+
+    runs = [coco_summary(gt, [r for r in rows if int(r.get("draw", 0)) == k]) for k in draws or [0]]
+    if len(runs) == 1:
+        return runs[0]
+    names = runs[0]["stats"]
+    return {
+        "stats": {name: float(np.mean([run["stats"][name] for run in runs])) for name in names},
+        "per_draw": [run["stats"] for run in runs],
+    }

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from ..core import ContentEnrichedQueries, inverse_sigmoid
 from .backbone import Backbone
 from .decoder import KINDS, DetrDecoder
+from .hub import DetectorHubMixin
 from .position import sine_position_embedding
 from .preprocess import InputSpec
 from .proposals import ProposalOutput, TwoStageProposals
@@ -180,11 +181,12 @@ def feature_mask(padding: Tensor, size: tuple[int, int]) -> Tensor:
     return valid < 0.5
 
 
-class IADETR(nn.Module):
+class IADETR(nn.Module, DetectorHubMixin):
     """The one-shot detector (paper §6.2); the kind is an explicit argument.
 
-    Loading a trained model is :func:`.release.load_detector`; finding objects in images of
-    one's own is :func:`.detect.detect`. The module itself reads no file.
+    Loading a trained model is :func:`.release.load_detector` or ``IADETR.from_pretrained(dir)``
+    (``model.save_pretrained(dir)`` writes one, :mod:`.hub`); finding objects in images of one's
+    own is :func:`.detect.detect`. The module itself reads no file.
 
     Args:
         config: Architecture.

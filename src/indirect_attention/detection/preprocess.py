@@ -99,7 +99,8 @@ def round_up(size: int, stride: int) -> int:
 
 
 def read_image(path: str | PathLike, *, exif_transpose: bool = True) -> Tensor:
-    """Decode an image file to (3, H, W) float in [0, 1] (RGB).
+    """Decode an image file to (3, H, W) float in [0, 1] (RGB); transparent pixels are drawn on
+    white (a PNG or WebP with alpha, a GIF with a transparent colour).
 
     Args:
         path: The file.
@@ -113,7 +114,7 @@ def read_image(path: str | PathLike, *, exif_transpose: bool = True) -> Tensor:
 
     try:
         with Image.open(path) as image:
-            rgb = (ImageOps.exif_transpose(image) if exif_transpose else image).convert("RGB")
+            rgb = _on_white(ImageOps.exif_transpose(image) if exif_transpose else image)
     except FileNotFoundError:
         raise ValueError(f"image file {path} does not exist") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
@@ -121,10 +122,25 @@ def read_image(path: str | PathLike, *, exif_transpose: bool = True) -> Tensor:
     return _from_pil(rgb)
 
 
+def _on_white(image: PILImage.Image) -> PILImage.Image:
+    """RGB, with any transparency composited on white (``convert("RGB")`` alone would show the
+    colour stored under transparent pixels, often black)."""
+    from PIL import Image
+
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if not has_alpha:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
 def _from_pil(image: PILImage.Image) -> Tensor:
     import numpy as np
 
-    pixels = np.array(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
+    pixels = np.array(_on_white(image), dtype=np.uint8)  # (H, W, 3)
     return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
 
 

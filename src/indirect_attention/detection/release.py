@@ -1,125 +1,23 @@
 """Loading and exporting trained IA-DETR detectors (paper §6.2) for inference.
 
-Two formats load into an :class:`~.model.IADETR` ready for :func:`~.detect.detect`:
-
-* a **training checkpoint** (``checkpoint.pt`` of ``ia detr train``), read with
-  ``torch.load(weights_only=True)``: the model state, its :class:`~.model.DetrModelConfig` and the
-  input sizes (``extra["input_spec"]``; older checkpoints: derived from the recipe's fields);
-* an **exported folder** (``ia detr export``): ``model.safetensors`` (weights only, no pickle)
-  and ``config.json``::
-
-      {"format": "ia-detr", "format_version": 1, "model": {DetrModelConfig fields},
-       "input": {"target_size": 128, "query_size": 48, "stride": 8}, "source": "..."}
-
-The ResNet-50 ``backbone_weights`` path of the recipe is dropped on loading: the saved state
-already holds every backbone weight, and the file may not exist on the machine that loads.
+:func:`load_detector` reads a training checkpoint (``checkpoint.pt`` of ``ia detr train``, or its
+run folder) or an export (``ia detr export`` / ``model.save_pretrained``: ``model.safetensors``,
+``config.json`` and a model card ``README.md``, or the weights file alone) into an
+:class:`~.model.IADETR` ready for :func:`~.detect.detect`. :func:`export_detector` writes an
+export. The formats are described, read and written in :mod:`.export_format`; this module binds
+them to :class:`~.model.IADETR`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..training.checkpoint import read_weights_only
-from ..training.records import atomic_write_bytes, atomic_write_text
-from .model import IADETR, DetrModelConfig
-from .preprocess import InputSpec
+from .export_format import EXPORT_FORMAT, export_detector, load_into, model_card
+from .model import IADETR
 
-__all__ = ["EXPORT_FORMAT", "export_detector", "load_detector"]
-
-EXPORT_FORMAT = "ia-detr"
-_FORMAT_VERSION = 1
-_MISSING = (
-    "{path} does not exist; expected a checkpoint.pt written by `ia detr train`, a folder "
-    "written by `ia detr export`, or its model.safetensors"
-)
-
-
-#: Fields of the model config renamed since older checkpoints and exports were written.
-_RENAMED = {"heads": "num_heads", "layers": "num_layers", "variant": "kind"}
-
-
-def _model_config(values: dict[str, Any], source: Path) -> DetrModelConfig:
-    values = {_RENAMED.get(key, key): value for key, value in values.items()}
-    known = {f.name for f in fields(DetrModelConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown model config fields {unknown}; written by a newer version?"
-        )
-    return replace(DetrModelConfig(**values), backbone_weights=None)
-
-
-def _build(
-    config: DetrModelConfig,
-    state: dict[str, torch.Tensor],
-    spec: InputSpec,
-    source: Path,
-    map_location: str | torch.device,
-) -> IADETR:
-    model = IADETR(config, input_spec=spec)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"{source}: weights do not match the model config: {error}") from None
-    return model.to(map_location).eval()
-
-
-def _input_spec(extra: dict[str, Any]) -> InputSpec:
-    """The input sizes of a training checkpoint: ``extra["input_spec"]``, or for checkpoints
-    written before it was recorded, the emoji episodes resized by ``scale`` or the real-data
-    ``max_size`` / ``query_size``."""
-    if "input_spec" in extra:
-        return InputSpec(**extra["input_spec"])
-    if extra.get("data", "emoji") == "emoji":
-        from .data.emoji_episodes import EpisodeConfig
-
-        episode, scale = EpisodeConfig(), float(extra.get("scale", 0.5))
-        return InputSpec(round(episode.canvas_size * scale), round(episode.query_size * scale))
-    return InputSpec(int(extra.get("max_size", 512)), int(extra.get("query_size", 192)))
-
-
-def _load_training_checkpoint(path: Path, map_location: str | torch.device) -> IADETR:
-    state = read_weights_only(path, expected="a checkpoint.pt written by `ia detr train`")
-    if (
-        not isinstance(state, dict)
-        or "model" not in state
-        or "model_config" not in state.get("extra", {})
-    ):
-        raise ValueError(f"{path} is not an `ia detr train` checkpoint (no model / model_config)")
-    extra = state["extra"]
-    config = _model_config(extra["model_config"], path)
-    return _build(config, state["model"], _input_spec(extra), path, map_location)
-
-
-def _load_export(weights: Path, map_location: str | torch.device) -> IADETR:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    config_path = weights.parent / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} is missing (it belongs beside {weights.name})")
-    try:
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {config_path}: {error}") from None
-    if document.get("format") != EXPORT_FORMAT:
-        raise ValueError(
-            f"{config_path}: format {document.get('format')!r}, expected {EXPORT_FORMAT!r}"
-        )
-    try:
-        state = load_file(weights, device="cpu")
-    except (SafetensorError, OSError) as error:
-        raise ValueError(f"cannot read weights {weights}: {error}") from None
-    spec = InputSpec(
-        target_size=int(document["input"]["target_size"]),
-        query_size=int(document["input"]["query_size"]),
-    )
-    return _build(_model_config(document["model"], config_path), state, spec, weights, map_location)
+__all__ = ["EXPORT_FORMAT", "export_detector", "load_detector", "model_card"]
 
 
 def load_detector(path: str | Path, *, map_location: str | torch.device = "cpu") -> IADETR:
@@ -137,48 +35,4 @@ def load_detector(path: str | Path, *, map_location: str | torch.device = "cpu")
         FileNotFoundError: nothing loadable at ``path``.
         ValueError: a corrupt or foreign file, or weights that do not match their config.
     """
-    path = Path(path)
-    if path.is_dir():
-        if (path / "model.safetensors").is_file():
-            return _load_export(path / "model.safetensors", map_location)
-        if (path / "checkpoint.pt").is_file():
-            return _load_training_checkpoint(path / "checkpoint.pt", map_location)
-        raise FileNotFoundError(_MISSING.format(path=path / "model.safetensors"))
-    if not path.is_file():
-        raise FileNotFoundError(_MISSING.format(path=path))
-    if path.suffix == ".safetensors":
-        return _load_export(path, map_location)
-    return _load_training_checkpoint(path, map_location)
-
-
-def export_detector(model: IADETR, out_dir: str | Path, *, source: str = "") -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``out_dir`` (atomically each).
-
-    Args:
-        model: The detector; its ``input_spec`` is recorded with the architecture.
-        out_dir: Destination folder (created).
-        source: Where the weights came from, recorded in ``config.json``.
-
-    Returns:
-        The folder.
-
-    Raises:
-        ValueError: the model records no input sizes.
-    """
-    from safetensors.torch import save
-
-    spec = model.input_spec
-    if spec is None:
-        raise ValueError("the model records no input sizes (model.input_spec is None)")
-    out = Path(out_dir)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(out / "model.safetensors", save(tensors, metadata={"format": "pt"}))
-    document = {
-        "format": EXPORT_FORMAT,
-        "format_version": _FORMAT_VERSION,
-        "model": asdict(replace(model.config, backbone_weights=None)),
-        "input": {**asdict(spec), "stride": int(model.backbone.stride)},
-        "source": source,
-    }
-    atomic_write_text(out / "config.json", json.dumps(document, indent=2) + "\n")
-    return out
+    return load_into(IADETR, path, map_location=map_location)

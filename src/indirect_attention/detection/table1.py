@@ -136,6 +136,7 @@ def score_run(config: Table1Config, kind: str, seed: int) -> dict:
             count=config.episodes,
             draws=config.draws,
             random_placement_draws=config.random_placement_draws,
+            progress=config.train.progress,
         )
     RunDir(out).write_json("eval.json", done)
     results = RunDir(out).read_results() or {}

@@ -17,6 +17,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .emoji_dataset import EmojiEpisodes
 from .emoji_episodes import EpisodeConfig
 from .records import BoxRecord, ImageRecord, xyxy_to_xywh
@@ -65,6 +67,7 @@ def export_episodes(
     seed: int = 0,
     length: int | None = None,
     config: EpisodeConfig | None = None,
+    progress: bool = False,
 ) -> Path:
     """Render and write episodes ``0 .. length - 1`` of ``split``.
 
@@ -75,6 +78,7 @@ def export_episodes(
         seed: the benchmark seed (0 = the published sets).
         length: number of episodes (default the split's fixed size).
         config: canvas and sampling settings.
+        progress: show a progress bar over the episodes.
 
     Returns:
         The annotation file (COCO) or the image-set list (VOC) that was written.
@@ -89,7 +93,9 @@ def export_episodes(
         folder.mkdir(parents=True, exist_ok=True)
     cat_ids = {name: k + 1 for k, name in enumerate(data.bank.classes)}
     images, annotations, distractors, ids = [], [], [], []
-    for index in range(len(data)):
+    for index in tqdm(
+        range(len(data)), desc=f"export {split}", unit="episode", disable=not progress
+    ):
         episode = data.episode(index)
         stem = f"{split}_{index:06d}"
         _save_png(episode.target, image_dir / f"{stem}.png")
