@@ -99,12 +99,13 @@ def test_cli_draw_attention(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     base += ["--query", str(tmp_path / "t.png"), "--target", str(tmp_path / "t.png")]
     base += ["--threshold", "0.99", "--out", str(tmp_path / "d.json")]  # no detection kept
     assert main([*base, "--draw", str(tmp_path / "plain")]) == 0
-    assert main([*base, "--draw", str(tmp_path / "heat"), "--draw-attention"]) == 0
+    again = [*base, "--overwrite"]  # the second run replaces the first one's d.json
+    assert main([*again, "--draw", str(tmp_path / "heat"), "--draw-attention"]) == 0
     plain = np.asarray(Image.open(tmp_path / "plain" / "t.png"))
     heat = np.asarray(Image.open(tmp_path / "heat" / "t.png"))
     assert plain.shape == heat.shape
     assert (plain[:, :80] == pixels).all()  # nothing drawn without detections
     tinted = heat[:, :80].astype(int) - pixels
     assert (tinted[..., 0] >= -1).all() and (tinted[..., 0] > 5).any()  # redder where attended
-    assert main([*base, "--draw-attention"]) == 2
+    assert main([*again, "--draw-attention"]) == 2
     assert "--draw-attention needs --draw DIR" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..core import IndirectDecoder
 from .model import IADETR
+from .predict import model_output
 from .preprocess import ImageLike, InputSpec, ModelInput, as_image, model_input
 
 __all__ = ["attention_map", "last_layer_attention"]
@@ -34,7 +35,6 @@ def last_layer_attention(model: IADETR, batch: ModelInput) -> tuple[Tensor, Tens
         (B, Q), both on the CPU.
     """
     decoder = next(m for m in model.modules() if isinstance(m, IndirectDecoder))
-    device = next(model.parameters()).device
     maps: list[Tensor] = []
 
     def capture(_module, _args, result: tuple[Tensor, Tensor]) -> Tensor:
@@ -52,12 +52,7 @@ def last_layer_attention(model: IADETR, batch: ModelInput) -> tuple[Tensor, Tens
     was_training = model.training
     model.eval()
     try:
-        padding = batch.target_padding
-        output = model(
-            batch.targets.to(device),
-            batch.queries.to(device),
-            None if padding is None else padding.to(device),
-        )
+        output = model_output(model, batch)
     finally:
         for handle in handles:
             handle.remove()

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .model import IADETR, feature_mask
+from .predict import model_output
 from .preprocess import ModelInput
 
 __all__ = ["alignment_scores"]
@@ -50,13 +51,7 @@ def alignment_scores(model: IADETR, batch: ModelInput, *, layer: int = -1) -> Te
     handle = attention.register_forward_pre_hook(keep, with_kwargs=True)
     device = next(model.parameters()).device
     try:
-        padding = batch.target_padding
-        output = model(
-            batch.targets.to(device),
-            batch.queries.to(device),
-            None if padding is None else padding.to(device),
-            batch.query_offsets,
-        )
+        output = model_output(model, batch)
     finally:
         handle.remove()
     heads = attention.num_heads

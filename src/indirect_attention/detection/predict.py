@@ -12,6 +12,7 @@ Shapes:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ from torchvision.ops import box_convert
 
 from .preprocess import ModelInput
 
-__all__ = ["Detections", "predict"]
+__all__ = ["Detections", "model_output", "predict"]
 
 
 @dataclass
@@ -39,6 +40,18 @@ class Detections:
     image_size: tuple[int, int]
 
 
+def model_output(model: nn.Module, batch: ModelInput) -> Any:
+    """``model`` on ``batch`` (moved to the model's device): its :class:`~.model.DetrOutput`."""
+    device = next(model.parameters()).device
+    padding = batch.target_padding
+    return model(
+        batch.targets.to(device),
+        batch.queries.to(device),
+        None if padding is None else padding.to(device),
+        batch.query_offsets,
+    )
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module, batch: ModelInput, *, top_k: int = 100, threshold: float = 0.0
@@ -55,14 +68,7 @@ def predict(
     Returns:
         B :class:`Detections` on the CPU, float32.
     """
-    device = next(model.parameters()).device
-    padding = batch.target_padding
-    output = model(
-        batch.targets.to(device),
-        batch.queries.to(device),
-        None if padding is None else padding.to(device),
-        batch.query_offsets,
-    )
+    output = model_output(model, batch)
     scores = output.logits[-1].float().sigmoid().cpu()  # (B, Q)
     height, width = batch.targets.shape[-2:]
     canvas = torch.tensor([width, height, width, height], dtype=torch.float32)
