@@ -170,8 +170,6 @@ def _detect(args: argparse.Namespace) -> int:
         raise ValueError("give --query QUERY.png, --query-box x0,y0,x1,y1, or both")
     if args.draw_attention and args.draw is None:
         raise ValueError("--draw-attention needs --draw DIR (the heat map is drawn there)")
-    if args.nms is not None and not 0.0 <= args.nms <= 1.0:
-        raise ValueError(f"--nms must lie in [0, 1], got {args.nms}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     box = _parse_box(args.query_box) if args.query_box is not None else None

@@ -167,7 +167,7 @@ NUMBERS: dict[str, Callable[[str], int | float]] = {
     "category_id": any_int,
     **dict.fromkeys(("lr", "lr_backbone", "max_minutes"), positive_float),
     **dict.fromkeys(("clip", "weight_class"), non_negative_float),
-    **dict.fromkeys(("crop_queries", "threshold"), fraction),
+    **dict.fromkeys(("crop_queries", "nms", "threshold"), fraction),
     "dropout": dropout,
 }
 
