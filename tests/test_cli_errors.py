@@ -157,6 +157,18 @@ CASES = [
     ([*TRAIN, "--out", "{ws}/new", "--crop-queries", "1.5"], "--crop-queries"),
     ([*TRAIN, "--out", "{ws}/new", "--threads", "-3"], "--threads"),
     ([*TRAIN, "--out", "{ws}/new", "--device", "tpu"], "--device"),
+    # the detection protocol's options (artists held out, query placement, recipes)
+    ([*TRAIN, "--out", "{ws}/new", "--held-out-styles", "emojione"], "held_out_styles"),
+    ([*TRAIN, "--out", "{ws}/new", "--held-out-styles", "foo,bar"], "held_out_styles"),
+    ([*TRAIN, "--out", "{ws}/new", "--recipe", "authors"], "--recipe"),
+    (
+        ["detr", "eval", "--checkpoint", "{ws}/model.pt", "--query-placement", "middle"],
+        "--query-placement",
+    ),
+    (
+        ["detr", "eval", "--checkpoint", "{ws}/model.pt", "--split", "seen-new-artists"],
+        "seen-new-artists",
+    ),
     (["detr", "table1", "--out", "{ws}/t1", "--seeds", "0"], "--seeds"),
     (["detr", "table1", "--out", "{ws}/t1", "--jobs", "0"], "--jobs"),
     (["detr", "eval", "--checkpoint", "{ws}/model.pt", "--episodes", "0"], "--episodes"),
