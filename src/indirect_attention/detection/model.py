@@ -40,7 +40,7 @@ from .backbone import Backbone
 from .decoder import KINDS, DetrDecoder
 from .hub import DetectorHubMixin
 from .position import sine_position_embedding
-from .preprocess import InputSpec
+from .preprocess import InputSpec, query_cells
 from .proposals import ProposalOutput, TwoStageProposals
 
 __all__ = ["IADETR", "OBJECT_QUERIES", "QUERY_MODES", "DetrModelConfig", "DetrOutput"]
@@ -162,8 +162,7 @@ def _checked_offsets(
     offsets: Tensor, canvas: tuple[int, int], size: tuple[int, int], stride: int
 ) -> list[tuple[int, int]]:
     """``offsets`` (B, 2) as (row, column) cells, refused unless the query fits the canvas."""
-    rows = (canvas[0] - size[0]) // stride
-    cols = (canvas[1] - size[1]) // stride
+    rows, cols = (n - 1 for n in query_cells(canvas, size, stride))  # the last valid cells
     cells = [(int(r), int(c)) for r, c in offsets.tolist()]
     for row, col in cells:
         if not (0 <= row <= rows and 0 <= col <= cols):

@@ -37,6 +37,7 @@ __all__ = [
     "as_image",
     "crop_box",
     "model_input",
+    "query_cells",
     "random_offsets",
     "read_image",
     "resize",
@@ -260,6 +261,12 @@ def model_input(
     )
 
 
+def query_cells(canvas: Sequence[int], size: Sequence[int], stride: int) -> tuple[int, int]:
+    """How many feature-cell rows and columns the top-left corner of a ``size`` (h, w) query
+    can take on a ``canvas`` (H, W) with the query still inside it."""
+    return (canvas[0] - size[0]) // stride + 1, (canvas[1] - size[1]) // stride + 1
+
+
 def random_offsets(
     canvas_shape: Sequence[int], query_shape: Sequence[int], stride: int, generator: torch.Generator
 ) -> Tensor:
@@ -276,9 +283,7 @@ def random_offsets(
     Shapes:
         -> (B, 2) int64
     """
-    height, width = canvas_shape[-2:]
-    rows = max((height - query_shape[-2]) // stride + 1, 1)
-    cols = max((width - query_shape[-1]) // stride + 1, 1)
+    rows, cols = (max(n, 1) for n in query_cells(canvas_shape[-2:], query_shape[-2:], stride))
     count = canvas_shape[0]
     return torch.stack(
         [

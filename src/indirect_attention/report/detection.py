@@ -54,10 +54,11 @@ _SPLITS = ("seen", "unseen")
 _PAIRS = (("ia", "double-cross"), ("ia", "misaligned"), ("double-cross", "misaligned"))
 
 
-def _margins(
+def _per_seed(
     table: dict[str, Any], model: str, split: str, key: str = "margin"
 ) -> dict[int, float]:
-    """seed -> the model's ``key`` on ``split`` (empty when per-seed values are not recorded)."""
+    """seed -> the model's ``key`` (default the margin) on ``split`` (empty when per-seed values
+    are not recorded)."""
     runs = table["models"].get(model, {}).get(split, {}).get(key, {}).get("runs")
     # a seed without a value (a matching AUC of a run that hit no distractor: null) is left out
     return {seed: float(v) for seed, v in enumerate(runs or []) if v is not None}
@@ -72,7 +73,7 @@ def _class_claims(table: dict[str, Any], scale: str) -> list[Claim]:
             f"IA-DETR AP50 {PAPER_TABLE1['ia'][index]} on {split} classes (Pascal VOC); "
             "no wrong-query control reported"
         )
-        margins = _margins(table, "ia", split)
+        margins = _per_seed(table, "ia", split)
         if not margins:
             rows.append(
                 Claim(
@@ -113,7 +114,7 @@ def _order_claims(table: dict[str, Any]) -> list[Claim]:
         for ours, theirs in _PAIRS:
             gap = PAPER_TABLE1[ours][index] - PAPER_TABLE1[theirs][index]
             for key, what, unit in _MEASURES:
-                values = (_margins(table, ours, split, key), _margins(table, theirs, split, key))
+                values = (_per_seed(table, ours, split, key), _per_seed(table, theirs, split, key))
                 if key != "margin" and not all(values):
                     continue  # a record written before the matching AUC existed
                 rows.append(
@@ -133,7 +134,7 @@ def _order_claims(table: dict[str, Any]) -> list[Claim]:
 
 
 def _matching_target(table: dict[str, Any], scale: str) -> list[Claim]:
-    values = _margins(table, "ia", "seen", "matching_auc")
+    values = _per_seed(table, "ia", "seen", "matching_auc")
     if not values:
         return []
     mean = float(np.mean(list(values.values())))

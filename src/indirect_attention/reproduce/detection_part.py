@@ -173,6 +173,14 @@ def _recipe_table(
     return table_config, table
 
 
+def _mean_margins(table: dict, *, suffix: str) -> dict[str, dict[str, float]]:
+    """kind + ``suffix`` -> split -> the mean margin over seeds, of a Table 1 record."""
+    return {
+        f"{kind}{suffix}": {split: row[split]["margin"]["mean"] for split in ("seen", "unseen")}
+        for kind, row in table["models"].items()
+    }
+
+
 def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     """§6.2, Table 1 and Figure 7 on the emoji benchmark; resumes finished detector runs.
 
@@ -185,15 +193,9 @@ def detection(config: ReproduceConfig, run_dir: RunDir) -> dict[str, Any]:
     kinds = tuple(settings.detection_kinds or KINDS)
     first, *others = settings.detection_recipes
     _, table = _recipe_table(config, run_dir.root, first, kinds)
-    summary = {
-        name: {split: row[split]["margin"]["mean"] for split in ("seen", "unseen")}
-        for name, row in table["models"].items()
-    }
+    summary = _mean_margins(table, suffix="")
     for name in others:
         _, other = _recipe_table(config, run_dir.root / f"recipe-{name}", name, kinds)
-        for kind, row in other["models"].items():
-            summary[f"{kind} ({name} recipe)"] = {
-                split: row[split]["margin"]["mean"] for split in ("seen", "unseen")
-            }
+        summary.update(_mean_margins(other, suffix=f" ({name} recipe)"))
     _figure7(run_dir, kinds, settings.ranking_episodes, config.seed)
     return summary
