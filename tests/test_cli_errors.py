@@ -415,6 +415,25 @@ def test_a_table_resumes_with_its_own_recipe_only(ws: Path, tmp_path: Path) -> N
     assert sorted(str(p.relative_to(table)) for p in table.rglob("*")) == ["ia-s0", "notes.txt"]
 
 
+def test_a_table_of_older_runs_resumes_when_a_newer_field_is_at_its_default(
+    ws: Path, tmp_path: Path
+) -> None:
+    """A run recorded before a field existed trained with its default: not a different recipe,
+    but the same field at another value is."""
+    from indirect_attention.cli.table_folder import check_table_folder
+
+    table = tmp_path / "table"
+    shutil.copytree(ws / "table", table)
+    record = json.loads((table / "ia-s0" / "config.json").read_text())
+    del record["recipe"], record["random_query_placement"], record["model"]["object_queries"]
+    del record["data_options"]["held_out_styles"]
+    (table / "ia-s0" / "config.json").write_text(json.dumps(record))
+    check_table_folder(table, recipe(EmojiSource()), overwrite=False)
+    with pytest.raises(ValueError, match=r"model\.object_queries 'learned' \(the table's runs: "):
+        paper = recipe(EmojiSource(), model={"object_queries": "learned"})
+        check_table_folder(table, paper, overwrite=False)
+
+
 def test_every_numeric_option_is_checked_at_parse_time() -> None:
     """No option of any subcommand takes a bare int or float: each has its range check."""
     from indirect_attention.cli import build_parser

@@ -29,15 +29,20 @@ _RUN_FILES = ("config.json", "metrics.jsonl", "results.json", "checkpoint.pt", "
 _RUN_FILES += ("pretrain.json",)
 
 
-def _differences(recorded: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list:
+def _differences(
+    recorded: dict[str, Any], expected: dict[str, Any], defaults: dict[str, Any], prefix: str = ""
+) -> list:
+    """The keys whose values differ; a key the run does not record (written before the field
+    existed) counts as its default, which is what that run trained with."""
     keys = sorted(set(recorded) | set(expected))
     found = []
     for key in keys:
         if not prefix and key in _PER_RUN:
             continue
-        old, new = recorded.get(key, "(none)"), expected.get(key, "(none)")
+        new = expected.get(key, "(none)")
+        old = recorded.get(key, defaults.get(key, "(none)"))
         if isinstance(old, dict) and isinstance(new, dict):
-            found += _differences(old, new, f"{prefix}{key}.")
+            found += _differences(old, new, defaults.get(key, {}), f"{prefix}{key}.")
         elif old != new:
             found.append(f"{prefix}{key} {new!r} (the table's runs: {old!r})")
     return found
@@ -56,6 +61,7 @@ def check_table_folder(out: str | Path, recipe: Any, *, overwrite: bool) -> None
             unreadable.
     """
     from ..detection.train import config_record
+    from ..detection.train import recipe as default_recipe
     from ..training.records import to_jsonable
     from ..training.run_folder import check_output_folder, clear_run_files
 
@@ -80,7 +86,12 @@ def check_table_folder(out: str | Path, recipe: Any, *, overwrite: bool) -> None
         kind = _RUN_NAME.fullmatch(run.name).group("kind")
         model = replace(recipe.model, kind=kind)
         expected = to_jsonable(config_record(replace(recipe, model=model)))
-        differing = _differences(recorded, expected)
+        try:  # what a run of this data trained with by default (fields it may not record)
+            default = default_recipe(type(recipe.data)(), model={"kind": kind})
+            defaults = to_jsonable(config_record(default))
+        except (TypeError, ValueError):  # a source that needs options: no defaults to assume
+            defaults = {}
+        differing = _differences(recorded, expected, defaults)
         if differing:
             raise UserError(
                 f"--out {folder} holds a table whose run {run.name} was trained with another "
