@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 QUERY_CATEGORY_ID = 1  # as detection.detect.QUERY_CATEGORY_ID (tested), without importing torch
@@ -25,9 +26,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     detect.add_argument(
         "--checkpoint",
-        required=True,
+        default=None,
         help="a trained model: a run folder, its checkpoint.pt, an `ia detr export` folder or "
-        "its model.safetensors",
+        "its model.safetensors (default: the detector shipped in the package, trained on the "
+        "emoji benchmark: emoji-like sprites, not real photographs)",
     )
     detect.add_argument("--query", default=None, help="query image file")
     detect.add_argument(
@@ -43,7 +45,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="target image files or folders of them (their images, sorted by name); repeatable",
     )
-    detect.add_argument("--out", required=True, help="detections JSON (COCO results format)")
+    detect.add_argument(
+        "--out",
+        default=None,
+        help="detections JSON (COCO results format); default: DRAW/detections.json with "
+        "--draw, else the JSON is printed",
+    )
     detect.add_argument("--draw", default=None, help="folder for one PNG per target")
     detect.add_argument(
         "--draw-attention",
@@ -183,6 +190,10 @@ def _detect(args: argparse.Namespace) -> int:
                 f"--category-id {args.category_id} is not a category of --gt {args.gt} "
                 f"(its ids: {', '.join(map(str, known[:20]))})"
             )
+    if args.checkpoint is None:
+        from ..detection.pretrained import shipped_path
+
+        args.checkpoint = str(shipped_path())
     model = load_detector(args.checkpoint, map_location=_device(args.device))
     source = args.query if args.query is not None else targets[0]
     query = read_image(source)
@@ -223,9 +234,15 @@ def _detect(args: argparse.Namespace) -> int:
                 )
             draw_detections(target, query, found, Path(args.draw) / name, heat=heat)
     lines = ",\n".join(f"  {json.dumps(row)}" for row in rows)  # one detection per line
-    atomic_write_text(args.out, f"[\n{lines}\n]\n" if rows else "[]\n")
+    text = f"[\n{lines}\n]\n" if rows else "[]\n"
+    out = args.out if args.out is not None or args.draw is None else f"{args.draw}/detections.json"
+    if out is None:  # the JSON on stdout, the summary on stderr
+        sys.stdout.write(text)
+        print(f"{len(rows)} detections in {len(targets)} images", file=sys.stderr)
+        return 0
+    atomic_write_text(out, text)
     drawn = f" and {len(targets)} PNGs in {args.draw}" if args.draw is not None else ""
-    print(f"{len(rows)} detections in {len(targets)} images; wrote {args.out}{drawn}")
+    print(f"{len(rows)} detections in {len(targets)} images; wrote {out}{drawn}")
     return 0
 
 

@@ -51,7 +51,8 @@ class Output:
 def _drawings(args: argparse.Namespace) -> tuple[str, ...]:
     from .detr_release import _drawing_names
 
-    return tuple(_drawing_names(args.target))
+    default_json = ("detections.json",) if args.out is None else ()  # --out's default with --draw
+    return (*_drawing_names(args.target), *default_json)
 
 
 def _eval_folder(args: argparse.Namespace) -> Path:

@@ -5,6 +5,7 @@ model of the Hugging Face ecosystem does::
 
     model.save_pretrained("my-detector")    # config.json + model.safetensors + README.md (card)
     model = IADETR.from_pretrained("my-detector")
+    model = IADETR.from_pretrained()        # the detector shipped in the package (emoji data)
 
 The three files are the export format of :mod:`.export_format` (``ia detr export`` writes the same);
 the mixin contributes the ecosystem's method names, its ``push_to_hub`` and the card's metadata.
@@ -49,7 +50,7 @@ class DetectorHubMixin(
     @classmethod
     def from_pretrained(  # type: ignore[override]
         cls,
-        pretrained_model_name_or_path: str | Path,
+        pretrained_model_name_or_path: str | Path | None = None,
         *,
         map_location: str = "cpu",
         **kwargs: Any,
@@ -60,7 +61,8 @@ class DetectorHubMixin(
             pretrained_model_name_or_path: A folder of :meth:`save_pretrained` or
                 ``ia detr export`` (older exports without a card included), a run folder, a
                 ``checkpoint.pt`` of ``ia detr train`` or a ``model.safetensors`` beside its
-                ``config.json``.
+                ``config.json``. None: the detector shipped in the package
+                (:mod:`.pretrained`; trained on the emoji benchmark, not real photographs).
             map_location: Device of the returned model.
             **kwargs: Passed to the mixin (``local_files_only`` is always True).
 
@@ -71,6 +73,10 @@ class DetectorHubMixin(
             FileNotFoundError: nothing at that path (no Hub request is made).
             ValueError: a corrupt or foreign file (see :func:`~.release.load_detector`).
         """
+        if pretrained_model_name_or_path is None:
+            from .pretrained import shipped_path
+
+            pretrained_model_name_or_path = shipped_path()
         path = Path(pretrained_model_name_or_path)
         if not path.exists():
             raise FileNotFoundError(
