@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from .emoji_dataset import EmojiEpisodes
-from .emoji_episodes import EpisodeConfig
+from .emoji_episodes import EpisodeConfig, RenderedEpisode
 from .records import BoxRecord, ImageRecord, xyxy_to_xywh
 from .voc import voc_xml
 
@@ -33,25 +34,33 @@ def _save_png(array, path: Path) -> None:
     Image.fromarray(array).save(path, optimize=False)
 
 
+def _objects(episode: RenderedEpisode) -> tuple[tuple[BoxRecord, ...], tuple[BoxRecord, ...]]:
+    """The episode's query-class boxes and its distractors, as records."""
+    objects = tuple(BoxRecord(tuple(map(float, b)), episode.spec.category) for b in episode.boxes)
+    others = tuple(
+        BoxRecord(tuple(map(float, b)), c)
+        for b, c in zip(episode.distractor_boxes, episode.distractor_classes, strict=True)
+    )
+    return objects, others
+
+
 def _write_voc_annotation(
-    out: Path,
-    record: ImageRecord,
-    others: tuple[BoxRecord, ...],
-    *,
-    split: str,
-    category: str,
-    style: str,
+    out: Path, episode: RenderedEpisode, stem: str, *, split: str, size: int
 ) -> None:
     """``Annotations/<stem>.xml``: the query's boxes as objects, a ``query`` element naming the
     query image, class and style, and the distractors as ``distractor`` elements."""
-    stem = str(record.image_id)
-    extra = ET.Element("query")
-    for tag, value in (("filename", f"{stem}.png"), ("name", category), ("style", style)):
-        ET.SubElement(extra, tag).text = value
-    root = ET.fromstring(voc_xml(record, folder=f"emoji-{split}", extra=extra))
-    for obj in others:
-        single = ImageRecord(stem, "", record.width, record.height, (obj,))
-        node = ET.fromstring(voc_xml(single)).find("object")
+    objects, others = _objects(episode)
+    record = ImageRecord(stem, f"{stem}.png", size, size, objects + others)
+    query, spec = ET.Element("query"), episode.spec
+    for tag, value in (
+        ("filename", f"{stem}.png"),
+        ("name", spec.category),
+        ("style", spec.query_style),
+    ):
+        ET.SubElement(query, tag).text = value
+    root = ET.fromstring(voc_xml(record, folder=f"emoji-{split}", extra=query))
+    for node in root.findall("object")[len(objects) :]:  # the distractors, after the query
+        root.remove(node)
         node.tag = "distractor"
         root.append(node)
     ET.indent(root)
@@ -86,62 +95,49 @@ def export_episodes(
     if fmt not in ("coco", "voc"):
         raise ValueError(f"unknown export format {fmt!r}; choose coco or voc")
     data = EmojiEpisodes(split, seed=seed, length=length, config=config)
-    out = Path(out_dir)
-    image_dir = out / ("images" if fmt == "coco" else "JPEGImages")
-    query_dir = out / ("queries" if fmt == "coco" else "Queries")
-    for folder in (image_dir, query_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+    out, size = Path(out_dir), data.config.canvas_size
+    folders = ("images", "queries") if fmt == "coco" else ("JPEGImages", "Queries")
+    for folder in folders:
+        (out / folder).mkdir(parents=True, exist_ok=True)
     cat_ids = {name: k + 1 for k, name in enumerate(data.bank.classes)}
-    images, annotations, distractors, ids = [], [], [], []
-    for index in tqdm(
-        range(len(data)), desc=f"export {split}", unit="episode", disable=not progress
-    ):
+    description = f"indirect-attention emoji one-shot episodes, split {split}, seed {seed}"
+    document: dict[str, Any] = {
+        "info": {"description": description},
+        "images": [],
+        "annotations": [],
+        "categories": [
+            {"id": i, "name": n, "supercategory": data.bank.groups[n]} for n, i in cat_ids.items()
+        ],
+        "distractors": [],
+    }
+    stems = [f"{split}_{index:06d}" for index in range(len(data))]
+    bar = tqdm(stems, desc=f"export {split}", unit="episode", disable=not progress)
+    for index, stem in enumerate(bar):
         episode = data.episode(index)
-        stem = f"{split}_{index:06d}"
-        _save_png(episode.target, image_dir / f"{stem}.png")
-        _save_png(episode.query, query_dir / f"{stem}.png")
-        spec, size = episode.spec, data.config.canvas_size
-        objects = tuple(BoxRecord(tuple(map(float, b)), spec.category) for b in episode.boxes)
-        others = tuple(
-            BoxRecord(tuple(map(float, b)), c)
-            for b, c in zip(episode.distractor_boxes, episode.distractor_classes, strict=True)
-        )
+        _save_png(episode.target, out / folders[0] / f"{stem}.png")
+        _save_png(episode.query, out / folders[1] / f"{stem}.png")
         if fmt == "voc":
-            record = ImageRecord(stem, f"{stem}.png", size, size, objects)
-            _write_voc_annotation(
-                out, record, others, split=split, category=spec.category, style=spec.query_style
-            )
-            ids.append(stem)
+            _write_voc_annotation(out, episode, stem, split=split, size=size)
             continue
-        image_id = index + 1
-        images.append({
+        image_id, spec = index + 1, episode.spec
+        document["images"].append({
             "id": image_id, "file_name": f"images/{stem}.png", "width": size, "height": size,
             "query_file": f"queries/{stem}.png", "query_category_id": cat_ids[spec.category],
             "query_style": spec.query_style, "episode": index,
         })  # fmt: skip
-        for group, items in ((annotations, objects), (distractors, others)):
+        for key, items in zip(("annotations", "distractors"), _objects(episode), strict=True):
             for obj in items:
                 x, y, w, h = xyxy_to_xywh(obj.box)
-                group.append({
-                    "id": len(group) + 1, "image_id": image_id, "category_id": cat_ids[obj.category],
-                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
+                document[key].append({
+                    "id": len(document[key]) + 1, "image_id": image_id,
+                    "category_id": cat_ids[obj.category], "bbox": [x, y, w, h], "area": w * h,
+                    "iscrowd": 0,
                 })  # fmt: skip
     if fmt == "voc":
         listing = out / "ImageSets" / "Main" / f"{split}.txt"
         listing.parent.mkdir(parents=True, exist_ok=True)
-        listing.write_text("".join(f"{i}\n" for i in ids))
+        listing.write_text("".join(f"{stem}\n" for stem in stems))
         return listing
-    document = {
-        "info": {
-            "description": f"indirect-attention emoji one-shot episodes, split {split}, seed {seed}"
-        },
-        "images": images,
-        "annotations": annotations,
-        "categories": [
-            {"id": i, "name": n, "supercategory": data.bank.groups[n]} for n, i in cat_ids.items()
-        ],
-        "distractors": distractors,
-    }
     path = out / "annotations.json"
     path.write_text(json.dumps(document) + "\n")
     return path
