@@ -16,7 +16,7 @@ import copy
 import io
 from typing import Any
 
-__all__ = ["STATS", "coco_summary"]
+__all__ = ["STATS", "coco_eval", "coco_summary"]
 
 #: Names of ``COCOeval.stats``, in its order.
 STATS = (
@@ -64,6 +64,19 @@ def _results(gt, predictions: list[dict[str, Any]]):  # -> pycocotools COCO
     return empty
 
 
+def coco_eval(gt_document: dict[str, Any], predictions: list[dict[str, Any]]):  # -> COCOeval
+    """pycocotools' bbox evaluation of ``predictions`` (COCO results rows) on ``gt_document`` (a
+    loaded COCO instances JSON), evaluated and accumulated, its printing silenced."""
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = _ground_truth(gt_document)
+        evaluator = COCOeval(gt, _results(gt, predictions), iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+    return evaluator
+
+
 def coco_summary(gt_document: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """Run pycocotools' bbox evaluation and return its summary.
 
@@ -75,14 +88,7 @@ def coco_summary(gt_document: dict[str, Any], predictions: list[dict[str, Any]])
     Returns:
         ``{"stats": {name: value for name in STATS}, "text": the printed summary}``.
     """
-    from pycocotools.cocoeval import COCOeval
-
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        gt = _ground_truth(gt_document)
-        evaluator = COCOeval(gt, _results(gt, predictions), iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
+    evaluator = coco_eval(gt_document, predictions)
     summary = io.StringIO()
     with contextlib.redirect_stdout(summary):
         evaluator.summarize()

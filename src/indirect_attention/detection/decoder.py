@@ -67,10 +67,6 @@ def _box_bias(num_heads: int, reference_size: int, *, hidden_dim: int, stride: f
     return BoxRelativeBias(num_heads, hidden_dim=hidden_dim, stride=stride)
 
 
-def _refinement(dim: int, reference_size: int) -> nn.Module:
-    return BoxRefinement(dim, reference_size)
-
-
 class DetrDecoder(nn.Module):
     """One of the three decoders of Table 1 behind one call signature.
 
@@ -128,7 +124,7 @@ class DetrDecoder(nn.Module):
             ffn_dim=ffn_dim,
             reference_size=4,
             position_bias=bias,
-            reference_update=_refinement,
+            reference_update=BoxRefinement,
         )
 
     def forward(

@@ -20,8 +20,6 @@ mean. :func:`score_coco_json` scores a COCO results file against a COCO ground-t
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .coco_summary import coco_eval, coco_summary
 from .data.coco import load_coco_json, read_coco
 from .data.records import ImageRecord, xywh_to_xyxy, xyxy_to_xywh
 
@@ -164,9 +163,6 @@ def voc_ap50(
 
 def coco_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -> dict[str, float]:
     """COCO AP50 per class through pycocotools (crowd boxes ignored; difficult flags not used)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     classes = sorted(
         {o.category for im in gt for o in im.objects} | {d.category for d in detections}
     )
@@ -196,8 +192,7 @@ def coco_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -> dic
     with_gt = sorted({o.category for im in gt for o in im.objects if not o.iscrowd})
     if not results:
         return dict.fromkeys(with_gt, 0.0)
-    coco_gt = COCO()
-    coco_gt.dataset = {
+    document = {
         "images": [
             {"id": i, "width": im.width, "height": im.height}
             for im, i in zip(gt, img_ids.values(), strict=True)
@@ -205,11 +200,7 @@ def coco_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -> dic
         "annotations": annotations,
         "categories": [{"id": i, "name": n} for n, i in cat_ids.items()],
     }
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
+    evaluator = coco_eval(document, results)
     # precision is (T iou, R recall, K class, A area, M max-dets): IoU 0.5, area "all", 100 dets
     precision = evaluator.eval["precision"][0, :, :, 0, -1]
     out = {}
@@ -356,8 +347,6 @@ def score_coco_json(
 
 def _summary(gt: dict[str, Any], rows: list[dict[str, Any]], draws: list[int]) -> dict[str, Any]:
     """pycocotools' summary of the predictions, per draw and averaged over draws."""
-    from .coco_summary import coco_summary
-
     runs = [coco_summary(gt, [r for r in rows if int(r.get("draw", 0)) == k]) for k in draws or [0]]
     if len(runs) == 1:
         return runs[0]
