@@ -54,8 +54,7 @@ from ..training.engine import (
 from ..training.precision import check_precision, grad_scaler
 from .checkpoint import CHECKPOINT_NAME, load_model_weights, resume_source
 from .evaluate import evaluate
-from .losses import SetCriterion
-from .matcher import HungarianMatcher
+from .losses import HungarianMatcher, SetCriterion
 from .model import IADETR, DetrModelConfig, DetrOutput
 from .preprocess import random_offsets
 from .recipes import get_recipe, recipe_source

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..detection.attention_ranking import alignment_scores
+from ..detection.attention_map import alignment_scores
 from ..detection.checkpoint import CHECKPOINT_NAME
 from ..detection.decoder import KINDS
 from ..detection.draw import draw_predictions
@@ -64,7 +64,7 @@ def query_ranking(
     The paper (Appendix B.2.1) ranks object queries by their attention to the query image and
     notes that the ranking agrees with the final confidence. Both are recorded: ``scores`` is the
     final confidence (the last layer's sigmoid), ``alignment`` the paper's attention score
-    (:func:`~..detection.attention_ranking.alignment_scores`, last decoder layer).
+    (:func:`~..detection.attention_map.alignment_scores`, last decoder layer).
 
     Returns:
         ``{"right": {"scores": E×Q, "alignment": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as

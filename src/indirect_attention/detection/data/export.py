@@ -1,4 +1,5 @@
-"""Write an emoji episode set to disk in COCO or VOC format (``ia data export``).
+"""Write an emoji episode set to disk in COCO or VOC format (``ia data export``), or draw episodes
+for a person to look at (``ia data show``: :func:`episode_grid`).
 
 COCO layout: ``images/<id>.png``, ``queries/<id>.png``, ``annotations.json``. The JSON is a
 standard instances file whose annotations are the one-shot ground truth (the query-class boxes),
@@ -18,6 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from .emoji_dataset import EmojiEpisodes
@@ -25,7 +27,7 @@ from .emoji_episodes import EpisodeConfig, RenderedEpisode
 from .records import BoxRecord, ImageRecord, xyxy_to_xywh
 from .voc import voc_xml
 
-__all__ = ["export_episodes"]
+__all__ = ["episode_grid", "export_episodes"]
 
 
 def _save_png(array, path: Path) -> None:
@@ -140,4 +142,55 @@ def export_episodes(
         return listing
     path = out / "annotations.json"
     path.write_text(json.dumps(document) + "\n")
+    return path
+
+
+POSITIVE = (40, 220, 60)
+DISTRACTOR = (230, 40, 40)
+
+
+def _panel(episode: RenderedEpisode):
+    from PIL import Image, ImageDraw
+
+    target, query = episode.target, episode.query
+    h, w = target.shape[:2]
+    qh, qw = query.shape[:2]
+    pad = 6
+    panel = Image.new("RGB", (qw + w + 3 * pad, max(h, qh + 48) + 2 * pad + 14), "white")
+    panel.paste(Image.fromarray(query), (pad, pad))
+    panel.paste(Image.fromarray(target), (qw + 2 * pad, pad))
+    draw = ImageDraw.Draw(panel)
+    draw.rectangle((pad - 1, pad - 1, pad + qw, pad + qh), outline=(40, 40, 220))
+    spec = episode.spec
+    draw.text((pad, qh + pad + 4), f"query:\n{spec.category}\n{spec.query_style}", fill="black")
+    ox = qw + 2 * pad
+    for boxes, color, names in (
+        (episode.boxes, POSITIVE, [spec.category] * len(episode.boxes)),
+        (episode.distractor_boxes, DISTRACTOR, list(episode.distractor_classes)),
+    ):
+        for (x1, y1, x2, y2), name in zip(boxes.tolist(), names, strict=True):
+            draw.rectangle((ox + x1, pad + y1, ox + x2 - 1, pad + y2 - 1), outline=color, width=2)
+            if color == DISTRACTOR:
+                draw.text((ox + x1 + 2, pad + y1 + 1), name, fill=color)
+    styles = ", ".join(p.style for p in spec.positives)
+    draw.text((ox, pad + h + 2), f"{spec.split} #{spec.index}  targets: {styles}", fill="black")
+    return panel
+
+
+def episode_grid(episodes: list[RenderedEpisode], path: str | Path, *, columns: int = 2) -> Path:
+    """Save a grid of episode panels (query left, target right; green = query class, red =
+    distractor with its name) as a PNG and return its path."""
+    from PIL import Image
+
+    if not episodes:
+        raise ValueError("episode_grid needs at least one episode")
+    panels = [_panel(e) for e in episodes]
+    pw, ph = panels[0].size
+    rows = int(np.ceil(len(panels) / columns))
+    grid = Image.new("RGB", (pw * min(columns, len(panels)), ph * rows), "white")
+    for k, panel in enumerate(panels):
+        grid.paste(panel, ((k % columns) * pw, (k // columns) * ph))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
     return path
