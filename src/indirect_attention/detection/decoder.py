@@ -144,17 +144,9 @@ class DetrDecoder(nn.Module):
     """One of the three decoders of Table 1 behind one call signature.
 
     Args:
-        kind: ``"ia"``, ``"misaligned"`` or ``"double-cross"``.
-        dim: Model dim D.
-        num_heads: Attention heads.
-        num_layers: Decoder layers.
-        ffn_dim: FFN width.
-        bias_hidden: Hidden width of the BoxRPB axis MLPs.
+        kind, dim, num_heads, num_layers, ffn_dim, bias_hidden, fusion_layers, fused_bias: As in
+            :class:`~.model.DetrModelConfig`.
         stride: Input pixels per feature cell (the BoxRPB offsets are in input pixels).
-        fusion_layers: Target-to-query cross-attention layers of ``double-cross`` (the
-            authors' block has 6, reference §5.2).
-        fused_bias: Give the ``double-cross`` decoder BoxRPB too (the authors' version of that
-            baseline runs Plain-DETR's BoxRPB decoder on the fused tokens).
 
     Shapes:
         queries (B, Q, D), query_tokens (B, N, D) keys, target_tokens (B, N, D) values,

@@ -26,12 +26,11 @@ from ..detection.draw import draw_predictions
 from ..detection.model import IADETR
 from ..detection.predict import predict
 from ..detection.preprocess import model_input
-from ..detection.recipes import recipe_source
 from ..detection.release import load_detector
 from ..detection.sources import EmojiSource, EvalSet, build_eval_set
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
-from ..detection.train import config_record
+from ..detection.train import config_record, recipe_source
 from ..detection.train import recipe as train_recipe
 from ..plots.detection_curves import draw_detection_curves
 from ..plots.figure7 import draw_figure7

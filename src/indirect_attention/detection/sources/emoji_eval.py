@@ -141,16 +141,11 @@ def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
     """The protocol's pairs: episode ``e`` is image ``e``, scored on its query class's boxes."""
     height, width = eval_set.targets.shape[-2:]
     episodes = range(len(eval_set.categories))
-    truth = [
-        ImageRecord(
-            e,
-            "",
-            int(width),
-            int(height),
-            tuple(BoxRecord(_box(box), eval_set.categories[e]) for box in eval_set.boxes[e]),
-        )
+    positives = [
+        [BoxRecord(_box(box), eval_set.categories[e]) for box in eval_set.boxes[e]]
         for e in episodes
     ]
+    truth = [ImageRecord(e, "", int(width), int(height), tuple(positives[e])) for e in episodes]
 
     def draw_pairs(queries: Tensor) -> list[EvalPair]:
         return [
@@ -169,7 +164,7 @@ def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
         right=[draw_pairs(queries) for queries in eval_set.queries],
         wrong=[draw_pairs(queries) for queries in eval_set.wrong],
         objects={
-            e: [BoxRecord(_box(b), eval_set.categories[e]) for b in eval_set.boxes[e]]
+            e: positives[e]
             + [
                 BoxRecord(_box(b), c)
                 for b, c in zip(eval_set.others[e], eval_set.other_classes[e], strict=True)
