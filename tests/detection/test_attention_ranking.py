@@ -1,4 +1,4 @@
-"""Figure 7's per-object-query attention score (detection/attention_ranking.py)."""
+"""Figure 7's per-object-query attention score (detection/attention_map.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from indirect_attention.detection.attention_ranking import alignment_scores
+from indirect_attention.detection.attention_map import alignment_scores
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.preprocess import InputSpec, model_input
 

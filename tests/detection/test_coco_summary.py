@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from indirect_attention.cli import main
-from indirect_attention.detection.coco_summary import STATS
-from indirect_attention.detection.metrics import score_coco_json
+from indirect_attention.detection.metrics import STATS, score_coco_json
 
 
 def _problem(seed: int, *, with_area: bool) -> tuple[dict, list[dict]]:

@@ -7,8 +7,7 @@ import itertools
 import pytest
 import torch
 
-from indirect_attention.detection.losses import SetCriterion
-from indirect_attention.detection.matcher import HungarianMatcher, generalized_box_iou
+from indirect_attention.detection.losses import HungarianMatcher, SetCriterion, generalized_box_iou
 
 
 def _cost(logit: float, box: torch.Tensor, target: torch.Tensor) -> float:

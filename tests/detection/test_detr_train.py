@@ -13,8 +13,7 @@ from torchvision.ops import box_convert
 from indirect_attention.cli import build_parser, main
 from indirect_attention.cli.detr import _train_config
 from indirect_attention.detection.evaluate import evaluate
-from indirect_attention.detection.losses import SetCriterion
-from indirect_attention.detection.matcher import HungarianMatcher
+from indirect_attention.detection.losses import HungarianMatcher, SetCriterion
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.preprocess import InputSpec, resize
 from indirect_attention.detection.sources import (

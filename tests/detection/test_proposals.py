@@ -10,8 +10,7 @@ from torchvision.ops import box_convert
 
 from indirect_attention.detection.decoder import DetrDecoder
 from indirect_attention.detection.evaluate import evaluate
-from indirect_attention.detection.losses import SetCriterion
-from indirect_attention.detection.matcher import HungarianMatcher
+from indirect_attention.detection.losses import HungarianMatcher, SetCriterion
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.preprocess import InputSpec, resize
 from indirect_attention.detection.proposals import ANCHOR_SIZE, TwoStageProposals

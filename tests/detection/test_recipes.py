@@ -1,4 +1,4 @@
-"""Named recipes (detection/recipes.py): ``paper`` changes exactly the documented fields, ``emoji``
+"""Named recipes (detection/train.py): ``paper`` changes exactly the documented fields, ``emoji``
 is today's recipe unchanged, flags given win, the CLI offers every recipe, config.json records it,
 and the paper recipe's training queries are the rendered query images (never crops of the target).
 """
@@ -13,10 +13,9 @@ import torch
 
 from indirect_attention.cli import build_parser
 from indirect_attention.cli.detr import _train_config
-from indirect_attention.detection.recipes import RECIPES, recipe_source
 from indirect_attention.detection.sources import EmojiSource, VocSource
 from indirect_attention.detection.sources.emoji import load_train_cache, make_batch
-from indirect_attention.detection.train import DetrTrainConfig, recipe, run
+from indirect_attention.detection.train import RECIPES, DetrTrainConfig, recipe, recipe_source, run
 
 # The paper recipe's differences from ours, as docs/detection.md lists them.
 PAPER = {

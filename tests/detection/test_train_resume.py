@@ -14,8 +14,7 @@ import torch
 from indirect_attention.cli import main
 from indirect_attention.detection import train as train_module
 from indirect_attention.detection.checkpoint import load_model_weights
-from indirect_attention.detection.losses import SetCriterion
-from indirect_attention.detection.matcher import HungarianMatcher
+from indirect_attention.detection.losses import HungarianMatcher, SetCriterion
 from indirect_attention.detection.model import IADETR, DetrModelConfig
 from indirect_attention.detection.sources import EmojiSource
 from indirect_attention.detection.train import DetrTrainConfig, run

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import attend, native
-from ..detection.box_bias import BoxRelativeBias
+from ..detection.decoder import BoxRelativeBias
 from ..training import RunDir
 from .authors import authors_box_bias
 from .measure import machine_info, peak_memory_mib, reset_peak_memory, run_in_subprocess, time_call

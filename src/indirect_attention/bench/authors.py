@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..detection.box_bias import BoxRelativeBias
+from ..detection.decoder import BoxRelativeBias
 
 __all__ = ["AuthorsBoxBias", "authors_axis_mlp", "authors_box_bias"]
 

@@ -66,7 +66,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from ..detection.data import EmojiEpisodes
-    from ..detection.data.preview import episode_grid
+    from ..detection.data.export import episode_grid
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")

@@ -294,7 +294,7 @@ def _source(args: argparse.Namespace):
     """The data source of ``--data`` with the options given on the command line."""
     from dataclasses import fields
 
-    from ..detection.recipes import recipe_source
+    from ..detection.train import recipe_source
 
     sources = _sources()
     if args.data not in sources:

@@ -6,8 +6,7 @@ loading and export (:mod:`.release`) and detection on one's own images (:mod:`.d
 """
 
 from .data import EmojiEpisodes, collate_episodes, load_class_split, load_sprite_bank
-from .losses import SetCriterion
-from .matcher import HungarianMatcher, generalized_box_iou
+from .losses import HungarianMatcher, SetCriterion, generalized_box_iou
 from .metrics import Detection, coco_ap50, per_image_ap50, score_coco_json, voc_ap50
 from .model import IADETR, DetrModelConfig, DetrOutput
 from .predict import Detections, predict

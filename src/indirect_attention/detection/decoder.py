@@ -10,8 +10,19 @@ attention → cross-attention → FFN, pre-norm, shared final norm, per-layer bo
   (:class:`~indirect_attention.core.CrossAttentionFusion`), then a standard cross-attention decoder
   (keys = values = fused target tokens, no bias) reads them.
 
+**BoxRPB** (:class:`BoxRelativeBias`). Each object query holds a reference box. The bias of query
+i on target cell (r, c) is ``φ_x(dx(i, c)) + φ_y(dy(i, r))``: φ_x reads the offsets of the box's
+left and right edges to the centre of column c, φ_y those of its top and bottom edges to the
+centre of row r, both in pixels, each a 2-layer ReLU MLP with one output per head. The bias
+depends only on the box and the target (value) grid, never on key content: it tells each query
+*where* in the target to read. Each axis is exactly the core's 1-D interval bias
+(:class:`~indirect_attention.core.RelativePositionBias` with an interval reference), so the bias
+comes out factored as a :class:`~indirect_attention.core.GridBias` (one term per row, one per
+column) and is never evaluated per cell; on the shared pixel grid the MLPs run through
+:func:`~indirect_attention.core.grid_mlp`, which never stores their hidden layer.
+
 Shapes:
-    B batch, Q object queries, N = h·w tokens, D model dim, Ly layers.
+    B batch, Q object queries, N = h·w tokens, D model dim, Ly layers, H heads, h×w target grid.
 """
 
 from __future__ import annotations
@@ -21,12 +32,74 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from ..core import CrossAttentionFusion, DecoderOutput, IndirectDecoder, inverse_sigmoid
-from .box_bias import BoxRelativeBias
+from ..core import (
+    CrossAttentionFusion,
+    DecoderOutput,
+    GridBias,
+    IndirectDecoder,
+    RelativePositionBias,
+    inverse_sigmoid,
+    value_positions,
+)
 
-__all__ = ["KINDS", "BoxRefinement", "DetrDecoder"]
+__all__ = ["KINDS", "BoxRefinement", "BoxRelativeBias", "DetrDecoder"]
 
 KINDS = ("ia", "misaligned", "double-cross")
+
+
+def _axis_bias(num_heads: int, *, hidden_dim: int, fast: bool) -> RelativePositionBias:
+    """One axis of BoxRPB: the interval bias over raw pixel offsets, no output bias (as the authors)."""
+    return RelativePositionBias(
+        num_heads,
+        reference_size=2,
+        hidden_dim=hidden_dim,
+        offset_scale=1.0,
+        log_offsets=False,
+        output_bias=False,
+        fast=fast,
+    )
+
+
+class BoxRelativeBias(nn.Module):
+    """BoxRPB as two per-axis interval biases, returned in factored form.
+
+    Args:
+        num_heads: Number of heads H.
+        hidden_dim: Hidden width of each axis MLP (the authors use 512).
+        stride: Pixels per feature cell; offsets are measured in pixels of the input.
+        fast: Evaluate the MLPs with :func:`grid_mlp` (same result, lean).
+
+    Shapes:
+        boxes (B, Q, 4) as normalised (cx, cy, w, h) over the h×w grid -> GridBias with rows
+        (B, H, Q, h) and cols (B, H, Q, w).
+    """
+
+    def __init__(
+        self, num_heads: int, *, hidden_dim: int = 512, stride: float = 16.0, fast: bool = True
+    ) -> None:
+        super().__init__()
+        if stride <= 0:
+            raise ValueError(f"stride must be positive, got {stride}")
+        self.stride = stride
+        self.x_bias = _axis_bias(num_heads, hidden_dim=hidden_dim, fast=fast)  # φ_x
+        self.y_bias = _axis_bias(num_heads, hidden_dim=hidden_dim, fast=fast)  # φ_y
+
+    def forward(self, boxes: Tensor, grid_size: tuple[int, int]) -> GridBias:
+        """The bias of every query on every target cell, factored by rows and columns."""
+        if boxes.dim() != 3 or boxes.shape[-1] != 4:
+            raise ValueError(f"boxes must have shape (B, Q, 4), got {tuple(boxes.shape)}")
+        height, width = grid_size
+        if height <= 0 or width <= 0:
+            raise ValueError(f"grid_size must be positive, got {grid_size}")
+        pixels_x, pixels_y = width * self.stride, height * self.stride
+        x_intervals = torch.stack([boxes[..., 0], boxes[..., 2]], dim=-1) * pixels_x  # (B, Q, 2)
+        y_intervals = torch.stack([boxes[..., 1], boxes[..., 3]], dim=-1) * pixels_y  # (B, Q, 2)
+        columns = value_positions(width, device=boxes.device, dtype=boxes.dtype) * pixels_x
+        rows = value_positions(height, device=boxes.device, dtype=boxes.dtype) * pixels_y
+        return GridBias(
+            rows=self.y_bias(y_intervals, rows),  # (B, H, Q, h)
+            cols=self.x_bias(x_intervals, columns),  # (B, H, Q, w)
+        )
 
 
 class BoxRefinement(nn.Module):
@@ -67,25 +140,13 @@ def _box_bias(num_heads: int, reference_size: int, *, hidden_dim: int, stride: f
     return BoxRelativeBias(num_heads, hidden_dim=hidden_dim, stride=stride)
 
 
-def _refinement(dim: int, reference_size: int) -> nn.Module:
-    return BoxRefinement(dim, reference_size)
-
-
 class DetrDecoder(nn.Module):
     """One of the three decoders of Table 1 behind one call signature.
 
     Args:
-        kind: ``"ia"``, ``"misaligned"`` or ``"double-cross"``.
-        dim: Model dim D.
-        num_heads: Attention heads.
-        num_layers: Decoder layers.
-        ffn_dim: FFN width.
-        bias_hidden: Hidden width of the BoxRPB axis MLPs.
+        kind, dim, num_heads, num_layers, ffn_dim, bias_hidden, fusion_layers, fused_bias: As in
+            :class:`~.model.DetrModelConfig`.
         stride: Input pixels per feature cell (the BoxRPB offsets are in input pixels).
-        fusion_layers: Target-to-query cross-attention layers of ``double-cross`` (the
-            authors' block has 6, reference §5.2).
-        fused_bias: Give the ``double-cross`` decoder BoxRPB too (the authors' version of that
-            baseline runs Plain-DETR's BoxRPB decoder on the fused tokens).
 
     Shapes:
         queries (B, Q, D), query_tokens (B, N, D) keys, target_tokens (B, N, D) values,
@@ -128,7 +189,7 @@ class DetrDecoder(nn.Module):
             ffn_dim=ffn_dim,
             reference_size=4,
             position_bias=bias,
-            reference_update=_refinement,
+            reference_update=BoxRefinement,
         )
 
     def forward(

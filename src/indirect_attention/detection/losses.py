@@ -1,25 +1,119 @@
-"""The set loss of IA-DETR (paper §6.2): focal + L1 + GIoU on matched pairs, on every layer.
+"""The set loss of IA-DETR (paper §6.2): Hungarian matching, then focal + L1 + GIoU on matched
+pairs, on every layer.
 
-Weights follow the authors: focal 2, L1 5, GIoU 2, each summed over the batch and divided by the
-number of ground-truth boxes (at least 1). Unmatched predictions are negatives of the focal loss;
-an image without ground truth contributes only negatives. In data-parallel training the caller
-passes ``num_boxes``, the global count divided by the number of processes
+Matching (DETR): the cost of assigning prediction i to target j is the authors' (Deformable-DETR)
+focal cost ``c_cls · (α(1-p)^γ(-log p) - (1-α)p^γ(-log(1-p)))`` + ``c_L1 · |b_i - b_j|_1`` +
+``c_GIoU · (-GIoU(b_i, b_j))`` with costs 2 / 5 / 2, solved per image by
+:func:`scipy.optimize.linear_sum_assignment`.
+
+Loss weights follow the authors: focal 2, L1 5, GIoU 2, each summed over the batch and divided by
+the number of ground-truth boxes (at least 1). Unmatched predictions are negatives of the focal
+loss; an image without ground truth contributes only negatives. In data-parallel training the
+caller passes ``num_boxes``, the global count divided by the number of processes
 (:func:`~indirect_attention.training.distributed.mean_normaliser`). The losses and the matching
 always run in float32 with autocast off, whatever precision produced the predictions.
 
 Shapes:
-    logits (Ly, B, Q), boxes (Ly, B, Q, 4) cxcywh; targets: list of B (K_b, 4) cxcywh.
+    logits (Ly, B, Q) (one layer: (B, Q)), boxes (Ly, B, Q, 4) cxcywh; targets: list of B
+    (K_b, 4) cxcywh.
 """
 
 from __future__ import annotations
 
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import generalized_box_iou as _tv_generalized_box_iou
 
-from .matcher import HungarianMatcher
+__all__ = ["HungarianMatcher", "SetCriterion", "generalized_box_iou", "matching_cost"]
 
-__all__ = ["SetCriterion"]
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise GIoU of xyxy boxes (torchvision), with degenerate pairs (0/0) set to -1 - 0 = 0.
+
+    Shapes:
+        boxes1 (N, 4), boxes2 (M, 4) -> (N, M)
+    """
+    return torch.nan_to_num(_tv_generalized_box_iou(boxes1, boxes2), nan=0.0)
+
+
+def matching_cost(
+    logits: Tensor,
+    boxes: Tensor,
+    target_boxes: Tensor,
+    *,
+    cost_class: float = 2.0,
+    cost_bbox: float = 5.0,
+    cost_giou: float = 2.0,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+) -> Tensor:
+    """The (Q, K) cost matrix of one image.
+
+    Shapes:
+        logits (Q,), boxes (Q, 4) cxcywh, target_boxes (K, 4) cxcywh -> (Q, K)
+    """
+    prob = logits.sigmoid()[:, None]  # (Q, 1)
+    positive = alpha * (1 - prob) ** gamma * -(prob + 1e-8).log()
+    negative = (1 - alpha) * prob**gamma * -(1 - prob + 1e-8).log()
+    cls = (positive - negative).expand(-1, target_boxes.shape[0])
+    l1 = torch.cdist(boxes, target_boxes, p=1)
+    giou = generalized_box_iou(
+        box_convert(boxes, "cxcywh", "xyxy"), box_convert(target_boxes, "cxcywh", "xyxy")
+    )
+    return cost_class * cls + cost_bbox * l1 - cost_giou * giou
+
+
+class HungarianMatcher(nn.Module):
+    """One-to-one assignment minimising :func:`matching_cost` (no gradient).
+
+    Args:
+        cost_class, cost_bbox, cost_giou: Weights of the focal, L1 and GIoU costs.
+        alpha, gamma: Focal α and γ.
+
+    Returns (forward):
+        A list of B pairs ``(prediction indices, target indices)``, int64, of length min(Q, K_b).
+    """
+
+    def __init__(
+        self,
+        cost_class: float = 2.0,
+        cost_bbox: float = 5.0,
+        cost_giou: float = 2.0,
+        *,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.costs = {"cost_class": cost_class, "cost_bbox": cost_bbox, "cost_giou": cost_giou}
+        self.alpha, self.gamma = alpha, gamma
+
+    @torch.no_grad()
+    def forward(
+        self, logits: Tensor, boxes: Tensor, targets: list[Tensor]
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Match each image's predictions to its targets (costs in float32, autocast off)."""
+        matches = []
+        for b, target_boxes in enumerate(targets):
+            if target_boxes.shape[0] == 0:
+                empty = torch.zeros(0, dtype=torch.int64)
+                matches.append((empty, empty.clone()))
+                continue
+            with torch.autocast(device_type=boxes.device.type, enabled=False):
+                cost = matching_cost(
+                    logits[b].float(),
+                    boxes[b].float(),
+                    target_boxes.to(device=boxes.device, dtype=torch.float32),
+                    alpha=self.alpha,
+                    gamma=self.gamma,
+                    **self.costs,
+                )
+            rows, cols = linear_sum_assignment(torch.nan_to_num(cost, nan=1e6).cpu().numpy())
+            matches.append(
+                (torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64))
+            )
+        return matches
 
 
 class SetCriterion(nn.Module):
@@ -27,11 +121,8 @@ class SetCriterion(nn.Module):
 
     Args:
         matcher: The assignment.
-        weight_class: Focal loss weight.
-        weight_bbox: L1 weight.
-        weight_giou: GIoU weight.
-        alpha: Focal α.
-        gamma: Focal γ.
+        weight_class, weight_bbox, weight_giou: Weights of the focal, L1 and GIoU losses.
+        alpha, gamma: Focal α and γ.
 
     Returns (forward):
         A dict with ``loss`` (the weighted total) and the unweighted ``focal``, ``l1``, ``giou`` of
@@ -61,13 +152,8 @@ class SetCriterion(nn.Module):
         *,
         num_boxes: float | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Unweighted (focal, L1, GIoU) of one layer, each normalised by the box count.
-
-        Args:
-            logits: Score logits (float32).
-            boxes: Predicted boxes (float32).
-            targets: Ground truth per image.
-            num_boxes: The normaliser; default ``max(1, number of target boxes)``.
+        """Unweighted (focal, L1, GIoU) of one layer (float32 inputs), each divided by
+        ``num_boxes`` (default ``max(1, number of target boxes)``).
 
         Shapes:
             logits (B, Q), boxes (B, Q, 4), targets list of (K_b, 4)
@@ -106,17 +192,8 @@ class SetCriterion(nn.Module):
         *,
         num_boxes: float | None = None,
     ) -> dict[str, Tensor]:
-        """The total loss over all layers and the last layer's terms, computed in float32.
-
-        Args:
-            logits: Score logits of every layer (any float dtype).
-            boxes: Boxes of every layer (any float dtype).
-            targets: Ground truth per image.
-            num_boxes: The normaliser of every term; default ``max(1, number of target boxes)``.
-
-        Shapes:
-            logits (Ly, B, Q), boxes (Ly, B, Q, 4), targets list of B (K_b, 4)
-        """
+        """The total loss over all layers and the last layer's terms, computed in float32
+        whatever the inputs' float dtype (``num_boxes`` as in :meth:`layer_losses`)."""
         wc, wb, wg = self.weights
         # Focal and GIoU lose their meaning in bf16/fp16: upcast and keep autocast away.
         with torch.autocast(device_type=logits.device.type, enabled=False):
@@ -128,9 +205,4 @@ class SetCriterion(nn.Module):
                     logits[layer], boxes[layer], targets, num_boxes=num_boxes
                 )
                 total = total + wc * focal + wb * l1 + wg * giou
-        return {
-            "loss": total,
-            "focal": focal.detach(),
-            "l1": l1.detach(),
-            "giou": giou.detach(),
-        }
+        return {"loss": total, "focal": focal.detach(), "l1": l1.detach(), "giou": giou.detach()}

@@ -16,11 +16,21 @@ AP applies unchanged: detections of class c in image i compete only with the gro
 
 A class without (non-difficult) ground truth has no AP and is left out of ``per_class`` and of the
 mean. :func:`score_coco_json` scores a COCO results file against a COCO ground-truth file.
+
+:func:`coco_summary` (``ia detr eval-json --metric coco``): the twelve numbers
+``COCOeval.summarize()`` prints, under the names of :data:`STATS`: AP averaged over IoU
+0.50:0.95, AP at IoU 0.50 and 0.75, AP of small / medium / large objects, and the average recall
+with at most 1, 10 and 100 detections per image, then by object size. pycocotools computes them on
+the user's ground-truth file as it is: object sizes come from each annotation's ``area`` (COCO's
+mask area; ``w * h`` of the box only where a file has no ``area``), crowd boxes are ignored,
+``difficult`` flags are not read. A number pycocotools cannot compute (no ground truth of that
+size) is -1, as in its own output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,9 +44,12 @@ from .data.coco import load_coco_json, read_coco
 from .data.records import ImageRecord, xywh_to_xyxy, xyxy_to_xywh
 
 __all__ = [
+    "STATS",
     "Detection",
     "box_iou",
     "coco_ap50",
+    "coco_eval",
+    "coco_summary",
     "mean_ap",
     "per_image_ap50",
     "score_coco_json",
@@ -164,9 +177,6 @@ def voc_ap50(
 
 def coco_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -> dict[str, float]:
     """COCO AP50 per class through pycocotools (crowd boxes ignored; difficult flags not used)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     classes = sorted(
         {o.category for im in gt for o in im.objects} | {d.category for d in detections}
     )
@@ -196,8 +206,7 @@ def coco_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -> dic
     with_gt = sorted({o.category for im in gt for o in im.objects if not o.iscrowd})
     if not results:
         return dict.fromkeys(with_gt, 0.0)
-    coco_gt = COCO()
-    coco_gt.dataset = {
+    document = {
         "images": [
             {"id": i, "width": im.width, "height": im.height}
             for im, i in zip(gt, img_ids.values(), strict=True)
@@ -205,11 +214,7 @@ def coco_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -> dic
         "annotations": annotations,
         "categories": [{"id": i, "name": n} for n, i in cat_ids.items()],
     }
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_gt.loadRes(results), iouType="bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
+    evaluator = coco_eval(document, results)
     # precision is (T iou, R recall, K class, A area, M max-dets): IoU 0.5, area "all", 100 dets
     precision = evaluator.eval["precision"][0, :, :, 0, -1]
     out = {}
@@ -323,7 +328,7 @@ def score_coco_json(
     Returns:
         ``{"ap50": float, "per_class": {name: ap50}, "metric": ..., "num_images": ...,
         "num_predictions": ...}`` plus ``ap50_std`` and ``per_draw`` when there are several draws;
-        ``coco`` adds ``"summary"``: pycocotools' twelve numbers (:mod:`.coco_summary`; with
+        ``coco`` adds ``"summary"``: pycocotools' twelve numbers (:func:`coco_summary`; with
         several draws their mean, and ``per_draw``).
     """
     if metric not in METRICS:
@@ -356,8 +361,6 @@ def score_coco_json(
 
 def _summary(gt: dict[str, Any], rows: list[dict[str, Any]], draws: list[int]) -> dict[str, Any]:
     """pycocotools' summary of the predictions, per draw and averaged over draws."""
-    from .coco_summary import coco_summary
-
     runs = [coco_summary(gt, [r for r in rows if int(r.get("draw", 0)) == k]) for k in draws or [0]]
     if len(runs) == 1:
         return runs[0]
@@ -366,3 +369,81 @@ def _summary(gt: dict[str, Any], rows: list[dict[str, Any]], draws: list[int]) -
         "stats": {name: float(np.mean([run["stats"][name] for run in runs])) for name in names},
         "per_draw": [run["stats"] for run in runs],
     }
+
+
+#: Names of ``COCOeval.stats``, in its order.
+STATS = (
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+)
+
+
+def _coco_ground_truth(document: dict[str, Any]):  # -> pycocotools COCO
+    from pycocotools.coco import COCO
+
+    dataset = copy.deepcopy(document)
+    for annotation in dataset.get("annotations", []):
+        _, _, w, h = annotation["bbox"]
+        annotation.setdefault("area", float(w) * float(h))
+        annotation.setdefault("iscrowd", 0)
+    coco = COCO()
+    coco.dataset = dataset
+    coco.createIndex()
+    return coco
+
+
+def _coco_results(gt, predictions: list[dict[str, Any]]):  # -> pycocotools COCO
+    from pycocotools.coco import COCO
+
+    if predictions:
+        return gt.loadRes(copy.deepcopy(predictions))
+    empty = COCO()  # loadRes refuses an empty list; no detection still scores 0
+    empty.dataset = {
+        "images": gt.dataset["images"],
+        "categories": gt.dataset["categories"],
+        "annotations": [],
+    }
+    empty.createIndex()
+    return empty
+
+
+def coco_eval(gt_document: dict[str, Any], predictions: list[dict[str, Any]]):  # -> COCOeval
+    """pycocotools' bbox evaluation of ``predictions`` (COCO results rows) on ``gt_document`` (a
+    loaded COCO instances JSON), evaluated and accumulated, its printing silenced."""
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = _coco_ground_truth(gt_document)
+        evaluator = COCOeval(gt, _coco_results(gt, predictions), iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+    return evaluator
+
+
+def coco_summary(gt_document: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run pycocotools' bbox evaluation and return its summary.
+
+    Args:
+        gt_document: A COCO instances JSON, loaded (``images``, ``annotations``, ``categories``).
+        predictions: COCO results rows (``image_id``, ``category_id``, ``bbox`` [x, y, w, h],
+            ``score``), already checked against the ground truth.
+
+    Returns:
+        ``{"stats": {name: value for name in STATS}, "text": the printed summary}``.
+    """
+    evaluator = coco_eval(gt_document, predictions)
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        evaluator.summarize()
+    stats = {name: float(value) for name, value in zip(STATS, evaluator.stats, strict=True)}
+    return {"stats": stats, "text": summary.getvalue().rstrip("\n")}

@@ -135,11 +135,9 @@ class DetrOutput:
     proposal_boxes: Tensor | None = None
 
 
-def _initial_boxes(num_queries: int, generator: torch.Generator) -> Tensor:
-    """Reference boxes spread over the canvas: random centres in [0.1, 0.9], side 0.2."""
-    centres = 0.1 + 0.8 * torch.rand(num_queries, 2, generator=generator)
-    sizes = torch.full((num_queries, 2), 0.2)
-    return inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+def _box_logits(centres: Tensor, side: float) -> Tensor:
+    """Reference boxes of width and height ``side`` at ``centres``, as logits: (Q, 2) -> (Q, 4)."""
+    return inverse_sigmoid(torch.cat([centres, torch.full_like(centres, side)], dim=-1))
 
 
 def _anchor_lattice(num_queries: int) -> Tensor:
@@ -219,13 +217,15 @@ class IADETR(nn.Module, DetectorHubMixin):
             self.anchor_queries = ContentEnrichedQueries(config.num_queries, dim)
             centres = _anchor_lattice(config.num_queries)
             self.register_buffer("anchor_centres", centres, persistent=False)
-            sizes = torch.full_like(centres, 0.15)
-            initial = inverse_sigmoid(torch.cat([centres, sizes], dim=-1))  # (Q, 4) logits
+            initial = _box_logits(centres, 0.15)
         elif config.object_queries == "two-stage":
             self.proposals = TwoStageProposals(dim, config.num_queries)
         else:
             self.query_embed = nn.Embedding(config.num_queries, dim)
-            initial = _initial_boxes(config.num_queries, generator)
+            # spread over the canvas: random centres in [0.1, 0.9]
+            initial = _box_logits(
+                0.1 + 0.8 * torch.rand(config.num_queries, 2, generator=generator), 0.2
+            )
         if config.object_queries != "two-stage":  # two-stage boxes come from the proposals
             self.reference_logits = nn.Parameter(initial)
         self.class_head = nn.Linear(dim, 1)
@@ -332,23 +332,12 @@ class IADETR(nn.Module, DetectorHubMixin):
         position = sine_position_embedding(~target_cells, dim)
         target_tokens = target_memory + position + self.level_embed  # (B, N, D)
         query_tokens = query_tokens + sine_position_embedding(~query_cells, dim)
-        target_mask = target_cells.flatten(1)  # (B, N)
-        query_mask = query_cells.flatten(1)
-        key_mask = target_mask  # a cell where only the query image is padding stays attendable
-        memory, proposals, query_pos = None, None, None
-        if self.config.object_queries == "two-stage":
-            memory, proposals = self._propose(
-                target_memory, target_tokens, query_tokens, (target_mask, query_mask), grid
-            )
-            object_queries, boxes = proposals.content, proposals.boxes  # (B, Q, D), (B, Q, 4)
-            query_pos = proposals.position  # (B, Q, D)
-        elif self.config.object_queries == "anchors":
-            boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
-            cells = _anchor_cells(self.anchor_centres, grid)
-            object_queries = self.anchor_queries(target_tokens, indices=cells)  # (B, Q, D)
-        else:
-            boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
-            object_queries = self.query_embed.weight.expand(batch, -1, -1)  # (B, Q, D)
+        # The keys are masked by the target's padding alone: a cell where only the query image is
+        # padding stays attendable (module docstring).
+        target_mask, query_mask = target_cells.flatten(1), query_cells.flatten(1)  # (B, N)
+        object_queries, boxes, query_pos, memory, proposals = self._object_queries(
+            target_memory, target_tokens, query_tokens, (target_mask, query_mask), grid
+        )
         result = self.decoder(
             object_queries,
             query_tokens,
@@ -358,7 +347,7 @@ class IADETR(nn.Module, DetectorHubMixin):
             # always passed: a mask with no True entry gives the same result as none, and
             # choosing None by its content would be a data-dependent branch (a graph break
             # under torch.compile, a failure under torch.export)
-            key_padding_mask=key_mask,
+            key_padding_mask=target_mask,
             query_padding_mask=query_mask,
             target_padding_mask=target_mask,
             query_pos=query_pos,
@@ -368,29 +357,42 @@ class IADETR(nn.Module, DetectorHubMixin):
         return DetrOutput(
             logits=self.class_head(result.outputs)[..., 0],  # (Ly, B, Q)
             boxes=result.references[1:],  # (Ly, B, Q, 4)
-            key_padding_mask=key_mask,
+            key_padding_mask=target_mask,
             grid=grid,
             proposal_logits=None if proposals is None else proposals.logits,
             proposal_boxes=None if proposals is None else proposals.proposal_boxes,
         )
 
-    def _propose(
+    def _object_queries(
         self,
         target_memory: Tensor,
         target_tokens: Tensor,
         query_tokens: Tensor,
         masks: tuple[Tensor, Tensor],
         grid: tuple[int, int],
-    ) -> tuple[Tensor | None, ProposalOutput]:
-        """Two-stage proposals from the target memory (``double-cross``: from its fused memory,
-        which the decoder then reads as is), and the fused memory or None.
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, ProposalOutput | None]:
+        """The decoder's object queries and first boxes, with what two-stage queries add: their
+        positional queries, the fused memory (``double-cross``: the proposals read it, and the
+        decoder then reads it as is) and the proposals themselves (None otherwise).
 
         Shapes:
-            target_memory (B, N, D), target_tokens (B, N, D), query_tokens (B, N, D),
-            masks: target and query padding, (B, N) each
+            target_memory, target_tokens, query_tokens (B, N, D); masks: target and query
+            padding, (B, N) each -> (B, Q, D), (B, Q, 4), (B, Q, D) or None, (B, N, D) or None
         """
-        target_mask, query_mask = masks
-        if self.decoder.fusion is None:
-            return None, self.proposals(target_memory, target_mask, grid)
-        memory = self.decoder.fuse(target_tokens, query_tokens, query_padding_mask=query_mask)
-        return memory, self.proposals(memory, target_mask, grid)
+        batch = target_memory.shape[0]
+        if self.config.object_queries == "two-stage":
+            target_mask, query_mask = masks
+            memory = None
+            if self.decoder.fusion is not None:
+                memory = self.decoder.fuse(
+                    target_tokens, query_tokens, query_padding_mask=query_mask
+                )
+            proposals = self.proposals(
+                target_memory if memory is None else memory, target_mask, grid
+            )
+            return proposals.content, proposals.boxes, proposals.position, memory, proposals
+        boxes = torch.sigmoid(self.reference_logits).expand(batch, -1, -1)
+        if self.config.object_queries == "anchors":
+            cells = _anchor_cells(self.anchor_centres, grid)
+            return self.anchor_queries(target_tokens, indices=cells), boxes, None, None, None
+        return self.query_embed.weight.expand(batch, -1, -1), boxes, None, None, None

@@ -15,7 +15,18 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["sine_position_embedding"]
+__all__ = ["sine_code", "sine_position_embedding"]
+
+
+def sine_code(coords: Tensor, features: int, *, temperature: float = 10000.0) -> Tensor:
+    """DETR's sine/cosine code of each coordinate times 2π, ``features`` features each.
+
+    Shapes:
+        coords (...) float32 -> (..., features)
+    """
+    freqs = temperature ** (2 * (torch.arange(features, device=coords.device) // 2) / features)
+    angles = coords[..., None] * 2 * math.pi / freqs
+    return torch.stack([angles[..., 0::2].sin(), angles[..., 1::2].cos()], dim=-1).flatten(-2)
 
 
 def sine_position_embedding(valid: Tensor, dim: int, *, temperature: float = 10000.0) -> Tensor:
@@ -38,11 +49,5 @@ def sine_position_embedding(valid: Tensor, dim: int, *, temperature: float = 100
     cols = torch.arange(width, device=valid.device, dtype=torch.float32) + 0.5
     y = (rows[None, :, None] / valid_h[:, None, None]).expand(batch, height, width)
     x = (cols[None, None, :] / valid_w[:, None, None]).expand(batch, height, width)
-    half = dim // 2
-    freqs = temperature ** (2 * (torch.arange(half, device=valid.device) // 2) / half)
-
-    def embed(coord: Tensor) -> Tensor:
-        angles = coord[..., None] * 2 * math.pi / freqs  # (B, h, w, D/2)
-        return torch.stack([angles[..., 0::2].sin(), angles[..., 1::2].cos()], dim=-1).flatten(-2)
-
-    return torch.cat([embed(y), embed(x)], dim=-1).flatten(1, 2)  # (B, h·w, D)
+    code = sine_code(torch.stack([y, x], dim=-1), dim // 2, temperature=temperature)
+    return code.flatten(-2).flatten(1, 2)  # (B, h·w, D): y's D/2 features, then x's

@@ -33,7 +33,8 @@ from torchvision.ops import roi_align
 from tqdm import tqdm
 
 from .backbone import Backbone
-from .data import load_sprite_bank
+from .data import EmojiEpisodes, load_sprite_bank
+from .data.emoji_dataset import episode_tensors
 from .data.emoji_episodes import sample_episode, split_classes
 from .preprocess import resize
 
@@ -148,17 +149,12 @@ def _rescaled(images: Tensor, scale: float) -> Tensor:
 def _matching_accuracy(model: _Classifier, split: str, episodes: int, scale: float) -> float:
     """Nearest-neighbour matching with pooled features: on each rendered episode, is the crop most
     similar to the query image one of the query's class? (The chance level is positives / objects.)"""
-    from .data import EmojiEpisodes
-
     data = EmojiEpisodes(split, length=episodes)
     hits = 0
     for index in range(episodes):
         episode = data.episode(index)
-        target = _rescaled(torch.from_numpy(episode.target.transpose(2, 0, 1).copy())[None], scale)
-        query = _rescaled(torch.from_numpy(episode.query.transpose(2, 0, 1).copy())[None], scale)
-        boxes = torch.cat(
-            [torch.from_numpy(episode.boxes), torch.from_numpy(episode.distractor_boxes)]
-        )
+        target, query, boxes = episode_tensors(episode)
+        target, query = _rescaled(target[None], scale), _rescaled(query[None], scale)
         images = target.expand(len(boxes), -1, -1, -1)  # one view of the target per object
         crops = random_crops(images, boxes * scale, 32, torch.Generator(), jitter=0.0)
         similarity = F.cosine_similarity(model.embed(crops), model.embed(query), dim=1)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import inverse_sigmoid
+from .position import sine_code
 
 __all__ = ["ANCHOR_SIZE", "ProposalOutput", "TwoStageProposals", "box_sine_embedding"]
 
@@ -72,12 +73,8 @@ def box_sine_embedding(boxes: Tensor, dim: int, *, temperature: float = 10000.0)
     """
     if dim % 4:
         raise ValueError(f"dim must be a multiple of 4, got {dim}")
-    features = dim // 2
-    steps = torch.arange(features, device=boxes.device, dtype=torch.float32)
-    freqs = temperature ** (2 * (steps // 2) / features)  # (F,)
-    angles = boxes.float()[..., None] * 2 * math.pi / freqs  # (B, Q, 4, F)
-    code = torch.stack([angles[..., 0::2].sin(), angles[..., 1::2].cos()], dim=-1)
-    return code.flatten(-3).to(boxes.dtype)  # (B, Q, 4·F) = (B, Q, 2·dim)
+    code = sine_code(boxes.float(), dim // 2, temperature=temperature)  # (B, Q, 4, dim / 2)
+    return code.flatten(-2).to(boxes.dtype)
 
 
 def _cell_anchors(grid: tuple[int, int], *, device: torch.device) -> Tensor:

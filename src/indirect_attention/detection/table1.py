@@ -19,6 +19,7 @@ import numpy as np
 
 from ..training import RunDir, atomic_write_text
 from .checkpoint import CHECKPOINT_NAME
+from .data.episodes import mean_std
 from .decoder import KINDS
 from .evaluate import evaluate_checkpoint, oracle_boxes
 from .train import DetrTrainConfig, prepare_caches
@@ -58,8 +59,8 @@ class Table1Config:
 
 
 def _summary(values: list[float | None]) -> dict:
-    array = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    return {"mean": float(array.mean()), "std": float(array.std()), "runs": values}
+    mean, std = mean_std([np.nan if v is None else v for v in values])
+    return {"mean": mean, "std": std, "runs": values}
 
 
 #: Table 1's columns per split: (key in a run's scores, header).

@@ -17,13 +17,30 @@ done and ends with the weights of an uninterrupted one. ``precision`` trains in 
 autocast; a step whose loss or gradient norm is not finite is skipped and counted
 (``skipped_steps``). Under ``torchrun`` every process trains its slice of each global batch in
 DistributedDataParallel; rank 0 alone evaluates (each validation image once) and writes files.
+
+**Named recipes** (:data:`RECIPES`): ``emoji`` (ours, the default) and ``paper`` (the authors').
+A recipe is data: the fields it changes in the model config, the training config and the data
+source, applied by :func:`recipe` on top of the data source's implied defaults and under the
+options a caller gives. ``ia detr train --recipe NAME`` and ``ia detr table1 --recipe NAME`` use
+it, and the run's ``config.json`` records its name (``DetrTrainConfig.recipe``). ``paper`` keeps
+the emoji benchmark's backbone, sizes, pre-training and schedule and changes only what the authors
+do differently (``reference/ia-detr-official.md`` §2.4, §1.4, §4.4, §5.2; the list with reasons is
+in ``docs/detection.md``):
+
+* two-stage object queries with mixed selection (:mod:`.proposals`) instead of anchor queries
+  (q_i = e_i + x_s(i));
+* BoxRPB offsets in input pixels instead of feature cells;
+* every training query a separate image of the class (the rendered query, in another artist's
+  style than the target's instances) instead of half of them crops of the target itself;
+* ``double-cross`` with the authors' block of 6 target-to-query cross-attention layers and BoxRPB
+  in its decoder (ours: 1 layer, no bias).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,14 +71,75 @@ from ..training.engine import (
 from ..training.precision import check_precision, grad_scaler
 from .checkpoint import CHECKPOINT_NAME, load_model_weights, resume_source
 from .evaluate import evaluate
-from .losses import SetCriterion
-from .matcher import HungarianMatcher
+from .losses import HungarianMatcher, SetCriterion
 from .model import IADETR, DetrModelConfig, DetrOutput
 from .preprocess import random_offsets
-from .recipes import get_recipe, recipe_source
 from .sources import Batch, DataSource, EmojiSource, EpochPlan, TrainingSet
 
-__all__ = ["DetrTrainConfig", "config_record", "detr_loss", "prepare_caches", "recipe", "run"]
+__all__ = [
+    "RECIPES",
+    "DetrTrainConfig",
+    "Recipe",
+    "config_record",
+    "detr_loss",
+    "get_recipe",
+    "prepare_caches",
+    "recipe",
+    "recipe_source",
+    "run",
+]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a named recipe changes.
+
+    Attributes:
+        name: Its name (``--recipe``).
+        model: :class:`~.model.DetrModelConfig` fields.
+        train: :class:`~.train.DetrTrainConfig` fields.
+        data: Data-source options, applied to the sources that have them.
+    """
+
+    name: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+RECIPES: dict[str, Recipe] = {
+    "emoji": Recipe("emoji"),
+    "paper": Recipe(
+        "paper",
+        model={
+            "object_queries": "two-stage",
+            "bias_unit": "pixel",
+            "fusion_layers": 6,
+            "fused_bias": True,
+        },
+        data={"crop_queries": 0.0},  # the real-data sources already take queries from other images
+    ),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def recipe_source(name: str, source_type: type[DataSource], **options: Any) -> DataSource:
+    """A data source of ``source_type`` with the recipe's data options, then ``options``.
+
+    Args:
+        name: The recipe.
+        source_type: The data source class.
+        **options: The source's options given by the caller; they win over the recipe's.
+    """
+    names = {f.name for f in fields(source_type)}
+    implied = {key: value for key, value in get_recipe(name).data.items() if key in names}
+    return source_type(**{**implied, **options})
 
 
 def _emoji_model() -> DetrModelConfig:
@@ -113,7 +191,7 @@ class DetrTrainConfig:
             benchmark's cached sprite classification, :mod:`.pretrain`); 0 starts the backbone
             from scratch.
         progress: Show a progress bar.
-        recipe: Name of the recipe (:mod:`.recipes`) the config was built from, a record for
+        recipe: Name of the recipe (:data:`RECIPES`) the config was built from, a record for
             ``config.json``; :func:`recipe` sets it, nothing reads it.
         random_query_placement: Put each training query at a random feature cell of the key
             canvas (drawn from ``(seed, step)``, so a resumed run draws the same cells) instead
@@ -158,7 +236,7 @@ def recipe(
     **overrides: Any,
 ) -> DetrTrainConfig:
     """The training recipe for ``data``: its implied defaults (:meth:`.DataSource.recipe`), then
-    the named recipe's changes (:mod:`.recipes`), then ``overrides``. ``recipe()`` is
+    the named recipe's changes (:data:`RECIPES`), then ``overrides``. ``recipe()`` is
     ``DetrTrainConfig()``, and ``ia detr train`` trains ``recipe(source, name=--recipe, **flags
     given)``.
 
@@ -167,7 +245,7 @@ def recipe(
 
     Args:
         data: The data source, used as given (default: the emoji benchmark with the recipe's
-            data options; :func:`.recipes.recipe_source` builds a source with them).
+            data options; :func:`recipe_source` builds a source with them).
         name: The named recipe: ``emoji`` (ours) or ``paper`` (the authors' choices).
         model: ``DetrModelConfig`` fields to change.
         **overrides: ``DetrTrainConfig`` fields to change.

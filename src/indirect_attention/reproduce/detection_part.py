@@ -19,19 +19,18 @@ from typing import Any
 
 import torch
 
-from ..detection.attention_ranking import alignment_scores
+from ..detection.attention_map import alignment_scores
 from ..detection.checkpoint import CHECKPOINT_NAME
 from ..detection.decoder import KINDS
 from ..detection.draw import draw_predictions
 from ..detection.model import IADETR
 from ..detection.predict import predict
 from ..detection.preprocess import model_input
-from ..detection.recipes import recipe_source
 from ..detection.release import load_detector
 from ..detection.sources import EmojiSource, EvalSet, build_eval_set
 from ..detection.table1 import Table1Config
 from ..detection.table1 import run as run_table1
-from ..detection.train import config_record
+from ..detection.train import config_record, recipe_source
 from ..detection.train import recipe as train_recipe
 from ..plots.detection_curves import draw_detection_curves
 from ..plots.figure7 import draw_figure7
@@ -64,7 +63,7 @@ def query_ranking(
     The paper (Appendix B.2.1) ranks object queries by their attention to the query image and
     notes that the ranking agrees with the final confidence. Both are recorded: ``scores`` is the
     final confidence (the last layer's sigmoid), ``alignment`` the paper's attention score
-    (:func:`~..detection.attention_ranking.alignment_scores`, last decoder layer).
+    (:func:`~..detection.attention_map.alignment_scores`, last decoder layer).
 
     Returns:
         ``{"right": {"scores": E×Q, "alignment": E×Q, "boxes": E×Q×4}, "wrong": {...}}`` as

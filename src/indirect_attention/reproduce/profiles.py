@@ -65,7 +65,7 @@ class ProfileSettings:
         scaling_offset: Lookup offset of the sweep.
         detection_seeds: Training seeds per detector in the Table 1 analogue.
         detection_kinds: Detectors to train; empty means all three.
-        detection_recipes: Named detector recipes (``detection/recipes.py``), each with its own
+        detection_recipes: Named detector recipes (``detection/train.py``), each with its own
             Table 1; the first is the headline's.
         detection_train: Budget overrides of ``DetrTrainConfig`` (never recipe values).
         detection_model: Overrides of ``DetrModelConfig`` (tests only; empty keeps the default).

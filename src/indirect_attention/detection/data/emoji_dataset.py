@@ -21,9 +21,15 @@ import torch
 
 from .emoji import SpriteBank, load_sprite_bank
 from .emoji_episodes import SPLITS, EpisodeConfig, RenderedEpisode, render_episode, sample_episode
-from .records import BoxRecord, ImageRecord
 
-__all__ = ["EmojiEpisodes", "EpisodeBatch", "EpisodeSample", "collate_episodes"]
+__all__ = [
+    "EmojiEpisodes",
+    "EpisodeBatch",
+    "EpisodeSample",
+    "chw",
+    "collate_episodes",
+    "episode_tensors",
+]
 
 
 @dataclass
@@ -57,8 +63,16 @@ class EpisodeBatch:
     indices: list[int]
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
+def chw(image: np.ndarray) -> torch.Tensor:
+    """An ``(H, W, 3)`` uint8 array as a ``(3, H, W)`` uint8 tensor (a copy)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def episode_tensors(episode: RenderedEpisode) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The target and query as uint8 tensors (:func:`chw`) and every box, ``(K + M, 4)`` float32
+    xyxy pixels, the K query-class boxes first."""
+    boxes = np.concatenate([episode.boxes, episode.distractor_boxes])
+    return chw(episode.target), chw(episode.query), torch.from_numpy(boxes)
 
 
 class EmojiEpisodes(torch.utils.data.Dataset):
@@ -108,22 +122,12 @@ class EmojiEpisodes(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> EpisodeSample:
         episode = self.episode(index)
         return EpisodeSample(
-            target=_to_tensor(episode.target),
-            query=_to_tensor(episode.query),
+            target=chw(episode.target).float().div_(255.0),
+            query=chw(episode.query).float().div_(255.0),
             boxes=torch.from_numpy(episode.boxes.copy()),
             category=episode.spec.category,
             index=index,
         )
-
-    def record(self, index: int, file_name: str = "") -> ImageRecord:
-        """Episode ``index`` as an image record holding only its query-class boxes."""
-        episode = self.episode(index)
-        objects = tuple(
-            BoxRecord(box=tuple(float(v) for v in box), category=episode.spec.category)
-            for box in episode.boxes
-        )
-        size = self.config.canvas_size
-        return ImageRecord(index + 1, file_name, size, size, objects)
 
 
 def collate_episodes(samples: list[EpisodeSample]) -> EpisodeBatch:

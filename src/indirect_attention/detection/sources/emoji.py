@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ...training.distributed import shard_bounds
 from ..data import EmojiEpisodes, EpisodeConfig, load_sprite_bank
+from ..data.emoji_dataset import episode_tensors
 from ..preprocess import InputSpec, resize
 from ..pretrain import PretrainConfig, pretrained_backbone
 from .base import Batch, DataSource, EpochPlan, EvalPairs, TrainingSet
@@ -60,11 +61,9 @@ def load_train_cache(
     targets, queries, boxes, labels = [], [], [], []
     for index in tqdm(range(episodes), desc="render train episodes", mininterval=10):
         episode = data.episode(index)
-        targets.append(torch.from_numpy(episode.target.transpose(2, 0, 1).copy()))
-        queries.append(torch.from_numpy(episode.query.transpose(2, 0, 1).copy()))
-        all_boxes = torch.cat(
-            [torch.from_numpy(episode.boxes), torch.from_numpy(episode.distractor_boxes)]
-        )
+        target, query, all_boxes = episode_tensors(episode)
+        targets.append(target)
+        queries.append(query)
         n_pos = len(episode.boxes)
         boxes.append(all_boxes * scale)
         labels.append(torch.tensor([0] * n_pos + list(range(1, len(all_boxes) - n_pos + 1))))

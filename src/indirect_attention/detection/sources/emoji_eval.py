@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..data import EmojiEpisodes
 from ..data.emoji import SpriteBank
+from ..data.emoji_dataset import chw
 from ..data.emoji_episodes import EpisodeConfig, InstanceSpec, render_query, split_classes
 from ..data.records import BoxRecord, ImageRecord
 from .base import EvalPair, EvalPairs
@@ -70,10 +71,6 @@ def _unused_styles(
     return [s for s in styles if s not in taken] or styles
 
 
-def _image(array: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
 def build_eval_set(
     split: str,
     episodes: int,
@@ -96,7 +93,7 @@ def build_eval_set(
     for index in range(episodes):
         episode = data.episode(index)
         category = episode.spec.category
-        targets.append(_image(episode.target))
+        targets.append(chw(episode.target))
         boxes.append(torch.from_numpy(episode.boxes.copy()))
         others.append(torch.from_numpy(episode.distractor_boxes.copy()))
         other_classes.append(episode.distractor_classes)
@@ -105,17 +102,17 @@ def build_eval_set(
         for draw in range(draws):
             rng = np.random.default_rng([seed, draw, index])
             if draw == 0:
-                queries[0].append(_image(episode.query))
+                queries[0].append(chw(episode.query))
                 styles[0].append(episode.spec.query_style)
             else:
                 style = str(rng.choice(_unused_styles(bank, category, instances, config)))
                 query = render_query(bank.sprite(category, style), size, rng.uniform(0.75, 0.95))
-                queries[draw].append(_image(query))
+                queries[draw].append(chw(query))
                 styles[draw].append(style)
             other = str(rng.choice([c for c in classes if c != category]))
             style = str(rng.choice(_unused_styles(bank, other, instances, config)))
             query = render_query(bank.sprite(other, style), size, rng.uniform(0.75, 0.95))
-            wrong[draw].append(_image(query))
+            wrong[draw].append(chw(query))
             wrong_styles[draw].append((other, style))
     return EvalSet(
         split=split,
@@ -144,16 +141,11 @@ def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
     """The protocol's pairs: episode ``e`` is image ``e``, scored on its query class's boxes."""
     height, width = eval_set.targets.shape[-2:]
     episodes = range(len(eval_set.categories))
-    truth = [
-        ImageRecord(
-            e,
-            "",
-            int(width),
-            int(height),
-            tuple(BoxRecord(_box(box), eval_set.categories[e]) for box in eval_set.boxes[e]),
-        )
+    positives = [
+        [BoxRecord(_box(box), eval_set.categories[e]) for box in eval_set.boxes[e]]
         for e in episodes
     ]
+    truth = [ImageRecord(e, "", int(width), int(height), tuple(positives[e])) for e in episodes]
 
     def draw_pairs(queries: Tensor) -> list[EvalPair]:
         return [
@@ -172,7 +164,7 @@ def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
         right=[draw_pairs(queries) for queries in eval_set.queries],
         wrong=[draw_pairs(queries) for queries in eval_set.wrong],
         objects={
-            e: [BoxRecord(_box(b), eval_set.categories[e]) for b in eval_set.boxes[e]]
+            e: positives[e]
             + [
                 BoxRecord(_box(b), c)
                 for b, c in zip(eval_set.others[e], eval_set.other_classes[e], strict=True)

@@ -251,9 +251,8 @@ class VocSource(AnnotatedSource):
     def _dataset(self, *, train: bool) -> tuple[DetectionDataset, ClassSplit] | None:
         if self.data_root is None:
             return None
-        return read_voc(Path(self.data_root), "trainval" if train else "test"), load_class_split(
-            "voc"
-        )
+        split = load_class_split("voc")
+        return read_voc(Path(self.data_root), "trainval" if train else "test"), split
 
 
 @dataclass
@@ -273,15 +272,13 @@ class CocoSource(AnnotatedSource):
 
     def _dataset(self, *, train: bool) -> tuple[DetectionDataset, ClassSplit] | None:
         annotations = self.train_json if train else self.val_json
+        split = load_class_split("coco1")
         if annotations is not None:
-            return read_coco(annotations, self.data_root), load_class_split("coco1")
+            return read_coco(annotations, self.data_root), split
         if self.data_root is None:
             return None
-        name = "train2017" if train else "val2017"
-        root = Path(self.data_root)
-        return read_coco(root / "annotations" / f"instances_{name}.json", root / name), (
-            load_class_split("coco1")
-        )
+        name, root = "train2017" if train else "val2017", Path(self.data_root)
+        return read_coco(root / "annotations" / f"instances_{name}.json", root / name), split
 
     def _has_validation(self) -> bool:
         return self.val_json is not None
