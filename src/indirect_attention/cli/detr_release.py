@@ -4,7 +4,6 @@ format (paper §6.2). Registered by :mod:`.detr`."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -160,7 +159,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     from ..detection.attention_map import attention_map
     from ..detection.data.coco import load_coco_json
-    from ..detection.detect import coco_image_ids, detect, detections_to_coco
+    from ..detection.detect import coco_image_ids, coco_results_text, detect, detections_to_coco
     from ..detection.draw import draw_detections
     from ..detection.preprocess import crop_box, read_image
     from ..detection.release import load_detector
@@ -222,8 +221,7 @@ def _detect(args: argparse.Namespace) -> int:
                     weights=found.scores if kept else None,
                 )
             draw_detections(target, query, found, Path(args.draw) / name, heat=heat)
-    lines = ",\n".join(f"  {json.dumps(row)}" for row in rows)  # one detection per line
-    atomic_write_text(args.out, f"[\n{lines}\n]\n" if rows else "[]\n")
+    atomic_write_text(args.out, coco_results_text(rows))  # one detection per line
     drawn = f" and {len(targets)} PNGs in {args.draw}" if args.draw is not None else ""
     print(f"{len(rows)} detections in {len(targets)} images; wrote {args.out}{drawn}")
     return 0
