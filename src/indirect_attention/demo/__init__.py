@@ -8,8 +8,8 @@ path (:func:`~indirect_attention.detection.detect.detect`) and its drawing
 reports usage: :func:`.app.launch` serves on this machine only, without Gradio's analytics or a
 share link.
 
-Importing this package imports Gradio (the ``demo`` extra); the command line imports it only when
-``ia demo`` runs.
+Gradio (the ``demo`` extra) is imported when a page is built, not with this package; the command
+line imports the package only when ``ia demo`` runs.
 """
 
 from .app import DemoAnswer, answer, build_app, launch, offline_environment

@@ -249,7 +249,7 @@ def build_app(
         inputs, outputs = [query, targets, score, iou], [gallery, summary, rows, results]
         button.click(run, inputs, outputs, api_name="detect")
         for slider in (score, iou):
-            slider.release(lambda *a: run(*a, quiet=True), inputs, outputs, api_name=False)
+            slider.release(lambda *a: run(*a, quiet=True), inputs, outputs, show_api=False)
     return app
 
 
