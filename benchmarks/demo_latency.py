@@ -3,7 +3,7 @@
 The time is printed, never asserted (machines differ):
 
     PYTHONPATH=src python benchmarks/demo_latency.py [--checkpoint MODEL] [--targets 2]
-        [--repeats 5] [--size 640x480] [--threads 2]
+        [--repeats 5] [--size 640x480] [--threads 1]
 
 The page is served in this process (``demo.app.build_app`` + ``launch``, as ``ia demo`` serves it)
 and called over HTTP the way the browser calls it, through ``gradio_client``: upload the query and
@@ -48,7 +48,10 @@ def _model(checkpoint: str | None):  # -> (IADETR, str)
         torch.manual_seed(0)
         model = IADETR(recipe(source).model, input_spec=source.input_spec()).eval()
         reason = " ".join(str(error).split())[:80]
-        return model, f"the emoji recipe's architecture, random weights (no shipped model: {reason})"
+        return (
+            model,
+            f"the emoji recipe's architecture, random weights (no shipped model: {reason})",
+        )
 
 
 def _image(path: Path, height: int, width: int, seed: int) -> Path:
@@ -81,7 +84,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=2, help="targets per request")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", default="640x480", help="target WIDTHxHEIGHT in pixels")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (2: the target)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (as ia demo's)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     torch.set_num_threads(args.threads)
@@ -99,7 +102,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="demo-latency-") as folder:
         root = Path(folder)
         query = _image(root / "query.png", 128, 112, seed=0)
-        targets = [_image(root / f"t{k}.png", height, width, seed=k + 1) for k in range(args.targets)]
+        targets = [
+            _image(root / f"t{k}.png", height, width, seed=k + 1) for k in range(args.targets)
+        ]
 
         direct = []
         for _ in range(args.repeats + 1):

@@ -18,8 +18,9 @@ Shapes:
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ def build_app(
     """The page: a query, targets, the threshold and NMS sliders; drawings, rows and the file.
 
     The button runs :func:`answer`; releasing a slider runs it again when a query and targets
-    are given. Each answer is written to a new folder under ``work_dir``.
+    are given. Each answer is written to a new folder under ``work_dir`` (the last few are kept).
 
     Args:
         model: The loaded detector (its device is where detection runs).
@@ -181,6 +182,16 @@ def build_app(
     import gradio as gr
 
     work = Path(work_dir)
+    answers = itertools.count(1)
+
+    def fresh_folder(keep: int = 4) -> Path:
+        """A new folder for an answer; older ones beyond the newest ``keep`` are removed (Gradio
+        copied their files to its cache when it sent them; one answer runs at a time)."""
+        folder = work / f"answer-{next(answers):06d}"
+        folder.mkdir(parents=True)
+        for old in sorted(work.glob("answer-*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return folder
 
     def run(query, targets, score, iou, *, quiet=False):
         if not query or not targets:
@@ -193,7 +204,7 @@ def build_app(
                 model,
                 query,
                 paths,
-                out_dir=tempfile.mkdtemp(prefix="answer-", dir=work),
+                out_dir=fresh_folder(),
                 threshold=float(score),
                 nms_iou=None if float(iou) >= 1.0 else float(iou),
                 max_detections=max_detections,
@@ -203,8 +214,13 @@ def build_app(
         drawn = [(str(path), caption) for path, caption in found.drawings]
         return drawn, found.summary(), found.rows, str(found.results_file)
 
+    def rerun(query, targets, score, iou):
+        return run(query, targets, score, iou, quiet=True)
+
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    with gr.Blocks(title=title, theme=theme, analytics_enabled=False) as app:
+    blocks = {"title": title, "theme": theme, "analytics_enabled": False}
+    # Gradio's copies of uploads and answers: removed after a day, and when the page restarts.
+    with gr.Blocks(**blocks, delete_cache=(86400, 86400)) as app:
         gr.Markdown(
             f"# {title}\nDrop a **query** image (an example of the object) and one or more "
             "**target** images; the detector finds the query's kind of object in each target "
@@ -249,7 +265,7 @@ def build_app(
         inputs, outputs = [query, targets, score, iou], [gallery, summary, rows, results]
         button.click(run, inputs, outputs, api_name="detect")
         for slider in (score, iou):
-            slider.release(lambda *a: run(*a, quiet=True), inputs, outputs, show_api=False)
+            slider.release(rerun, inputs, outputs)
     return app
 
 
