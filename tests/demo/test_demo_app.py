@@ -195,3 +195,21 @@ def test_a_file_that_is_no_detector_is_refused(
         port = free.getsockname()[1]
     code = main(["demo", "--checkpoint", str(files["query"]), "--port", str(port)])
     _one_line(code, capsys.readouterr().err, "query.png")
+
+
+def test_only_ia_demo_needs_gradio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Gradio, ``ia demo`` is refused naming the extra; the emoji commands still run."""
+    import argparse
+    import importlib.util
+
+    from indirect_attention.cli.errors import UserError
+    from indirect_attention.cli.extras import check_extras
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "gradio" else real(name)
+    )
+    with pytest.raises(UserError, match=r"ia demo needs gradio.*indirect-attention\[demo\]"):
+        check_extras(argparse.Namespace(), ("demo",))
+    check_extras(argparse.Namespace(), ("data", "show"))  # the same extra, without the page
+    check_extras(argparse.Namespace(data="emoji"), ("detr", "train"))
