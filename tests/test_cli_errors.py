@@ -190,6 +190,14 @@ CASES = [
     (["data", "show", "--out", "{ws}/grid.png", "--n", "0"], "--n"),
     (["data", "export", "--out", "{ws}/export", "--limit", "0"], "--limit"),
     (["data", "export", "--out", "{ws}/export", "--format", "xml"], "--format"),
+    (["demo", "--port", "70000"], "--port"),
+    (["demo", "--port", "http"], "--port"),
+    (["demo", "--port", "0"], "--port"),
+    (["demo", "--threshold", "1.5"], "--threshold"),
+    (["demo", "--nms", "-0.1"], "--nms"),
+    (["demo", "--max-detections", "0"], "--max-detections"),
+    (["demo", "--threads", "-1"], "--threads"),
+    (["demo", "--device", "tpu"], "--device"),
     (["bogus"], "bogus"),
     # files that are missing, of the wrong kind, or not checkpoints
     (["detr", "eval", "--checkpoint", "{ws}/missing.pt"], "missing.pt"),
@@ -206,6 +214,8 @@ CASES = [
         "object.pt",
     ),
     ([*DETECT, "--target", "{ws}/missing.png", "--out", "{ws}/d.json"], "missing.png"),
+    (["demo", "--checkpoint", "{ws}/missing.pt"], "missing.pt"),
+    (["demo", "--checkpoint", ""], "--checkpoint"),
     ([*TRAIN, "--out", "{ws}/new", "--init-weights", "{ws}/text.pt"], "text.pt"),
     ([*TRAIN, "--out", "{ws}/new", "--init-weights", "{ws}/object.pt"], "object.pt"),
     ([*TRAIN, "--out", "{ws}/new", "--backbone-weights", "{ws}/missing.pt"], "--backbone-weights"),
@@ -311,6 +321,7 @@ def test_the_table_covers_every_command_and_is_large() -> None:
     for command in ("detr table1", "synthetic", "theory", "bench attention", "reproduce"):
         assert any(c.startswith(command) for c in commands)
     assert any(c.startswith("data") for c in commands)
+    assert "demo" in commands
 
 
 @pytest.mark.parametrize(
@@ -455,7 +466,9 @@ def test_help_imports_no_heavy_dependency() -> None:
         "from indirect_attention.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert main(['--help']) == 0 and main(['detr', 'detect', '--help']) == 0\n"
-        "heavy = {'torch', 'numpy', 'matplotlib', 'torchvision', 'scipy'} & set(sys.modules)\n"
+        "    assert main(['demo', '--help']) == 0\n"
+        "heavy = {'torch', 'numpy', 'matplotlib', 'torchvision', 'scipy', 'gradio'}\n"
+        "heavy &= set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}

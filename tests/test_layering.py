@@ -24,6 +24,8 @@ ALLOWED_AREAS = {
     # report reads run records (JSON); it recomputes the theory verdicts from their rows
     "report": {"training", "theory"},
     "reproduce": {"core", "training", "theory", "tasks", "detection", "bench", "plots", "report"},
+    # the `ia demo` web page: runs detection's one prediction path and drawing on uploaded images
+    "demo": {"detection"},
     "cli": {
         "core",
         "training",
@@ -34,6 +36,7 @@ ALLOWED_AREAS = {
         "plots",
         "report",
         "reproduce",
+        "demo",
     },
     "__init__": {"core"},
     "__main__": {"cli"},

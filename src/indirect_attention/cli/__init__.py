@@ -33,6 +33,7 @@ AREAS = {
     "data": "one-shot detection data: the emoji benchmark",
     "detr": "IA-DETR one-shot detection",
     "bench": "benchmarks (speed is measured, never asserted)",
+    "demo": "a local web page: drop a query and target images, see the boxes and the JSON",
 }
 
 

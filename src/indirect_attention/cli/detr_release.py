@@ -4,7 +4,6 @@ format (paper §6.2). Registered by :mod:`.detr`."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -167,7 +166,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     from ..detection.attention_map import attention_map
     from ..detection.data.coco import load_coco_json
-    from ..detection.detect import coco_image_ids, detect, detections_to_coco
+    from ..detection.detect import coco_image_ids, coco_results_text, detect, detections_to_coco
     from ..detection.draw import draw_detections
     from ..detection.preprocess import crop_box, read_image
     from ..detection.release import load_detector
@@ -233,8 +232,7 @@ def _detect(args: argparse.Namespace) -> int:
                     weights=found.scores if kept else None,
                 )
             draw_detections(target, query, found, Path(args.draw) / name, heat=heat)
-    lines = ",\n".join(f"  {json.dumps(row)}" for row in rows)  # one detection per line
-    text = f"[\n{lines}\n]\n" if rows else "[]\n"
+    text = coco_results_text(rows)  # one detection per line
     out = args.out if args.out is not None or args.draw is None else f"{args.draw}/detections.json"
     if out is None:  # the JSON on stdout, the summary on stderr
         sys.stdout.write(text)

@@ -13,15 +13,19 @@ import importlib.util
 
 from .errors import UserError
 
-__all__ = ["EXTRAS", "check_extras", "needed_extras"]
+__all__ = ["EXTRAS", "ONLY_FOR", "check_extras", "needed_extras"]
 
 #: Extra -> the modules it provides (import names).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "detection": ("torchvision", "scipy", "pycocotools", "PIL", "safetensors"),
     "plots": ("matplotlib",),
-    "demo": ("skimage",),  # the emoji benchmark's photo backgrounds
+    "demo": ("skimage", "gradio"),  # the emoji benchmark's photo backgrounds; `ia demo`'s page
     "emoji-build": ("cairosvg",),
 }
+
+#: Modules of an extra that only these subcommands use; the extra's other commands run without
+#: them (an environment made before ``ia demo`` existed still trains on the emoji benchmark).
+ONLY_FOR: dict[str, tuple[tuple[str, ...], ...]] = {"gradio": (("demo",),)}
 
 #: Subcommand path -> the extras it always needs.
 _NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
@@ -30,6 +34,7 @@ _NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("theory",): ("plots",),
     ("bench", "attention"): ("detection",),
     ("bench", "train"): ("detection",),
+    ("demo",): ("detection", "demo"),
     ("data", "build-emoji"): ("detection", "emoji-build"),
     ("data", "export"): ("detection", "demo"),
     ("data", "show"): ("detection", "demo"),
@@ -55,7 +60,11 @@ def check_extras(args: argparse.Namespace, path: tuple[str, ...]) -> None:
         UserError: names the missing modules and the ``pip install`` that provides them.
     """
     missing = {
-        extra: [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+        extra: [
+            m
+            for m in EXTRAS[extra]
+            if path in ONLY_FOR.get(m, (path,)) and importlib.util.find_spec(m) is None
+        ]
         for extra in needed_extras(args, path)
     }
     missing = {extra: modules for extra, modules in missing.items() if modules}

@@ -30,6 +30,7 @@ __all__ = [
     "iter_parsers",
     "non_negative_float",
     "non_negative_int",
+    "port",
     "positive_float",
     "positive_int",
 ]
@@ -105,6 +106,14 @@ def dropout(text: str) -> float:
     return value
 
 
+def port(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535."""
+    value = _integer(text, "a TCP port (1 to 65535)")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1 to 65535), got {text!r}")
+    return value
+
+
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d+)?|mps)")
 
 
@@ -165,6 +174,7 @@ NUMBERS: dict[str, Callable[[str], int | float]] = {
         non_negative_int,
     ),
     "category_id": any_int,
+    "port": port,
     **dict.fromkeys(("lr", "lr_backbone", "max_minutes"), positive_float),
     **dict.fromkeys(("clip", "weight_class"), non_negative_float),
     **dict.fromkeys(("crop_queries", "nms", "threshold"), fraction),

@@ -24,6 +24,7 @@ Shapes:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,13 @@ from .model import IADETR
 from .predict import Detections, predict
 from .preprocess import ImageLike, InputSpec, as_image, model_input
 
-__all__ = ["QUERY_CATEGORY_ID", "coco_image_ids", "detect", "detections_to_coco"]
+__all__ = [
+    "QUERY_CATEGORY_ID",
+    "coco_image_ids",
+    "coco_results_text",
+    "detect",
+    "detections_to_coco",
+]
 
 #: ``category_id`` of every detection when the query's class has no id of its own.
 QUERY_CATEGORY_ID = 1
@@ -121,6 +128,15 @@ def detections_to_coco(
             }
         )
     return rows
+
+
+def coco_results_text(rows: Sequence[dict[str, Any]]) -> str:
+    """The text of a COCO results file holding ``rows`` (of :func:`detections_to_coco`): a JSON
+    list with one detection per line, what ``ia detr detect --out`` and ``ia demo`` write."""
+    if not rows:
+        return "[]\n"
+    lines = ",\n".join(f"  {json.dumps(row)}" for row in rows)
+    return f"[\n{lines}\n]\n"
 
 
 def coco_image_ids(gt_file: str | Path, targets: Sequence[str | Path]) -> list[int]:
