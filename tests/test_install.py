@@ -181,6 +181,14 @@ def test_detection_install_detects(wheel: Path, tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "det.json").read_text())
     assert len(rows) == 4 and all(row["image_id"] == 1 for row in rows)
     assert (tmp_path / "drawn" / "target.png").is_file()
+    shipped = _run([str(bin_dir / "ia"), "detr", "detect", *argv[5:9], "--draw", "own"], tmp_path)
+    assert shipped.returncode == 0, shipped.stderr  # no --checkpoint: the detector in the wheel
+    from indirect_attention.detection.detect import detect
+
+    found = detect(IADETR.from_pretrained(), tmp_path / "target.png", tmp_path / "query.png")
+    rows = json.loads((tmp_path / "own" / "detections.json").read_text())
+    assert [row["score"] for row in rows] == pytest.approx(found.scores.tolist(), abs=1e-5)
+    assert (tmp_path / "own" / "target.png").is_file()
     skimage = _run([str(bin_dir / "python"), "-c", "import skimage"], tmp_path)
     assert skimage.returncode != 0  # detection needs no scikit-image
 

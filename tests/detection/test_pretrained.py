@@ -89,3 +89,19 @@ def test_one_line_detect_finds_the_query_class_on_held_out_scenes(tmp_path):
         predicted = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in rows)])
         found += bool((box_iou(predicted, torch.tensor(boxes)) >= 0.5).any())
     assert found >= 4, f"the query's class was found in {found} of 6 held-out scenes"
+
+
+def test_the_recorded_threshold_is_detects_default_and_survives_save_and_load(shipped, tmp_path):
+    from indirect_attention.detection.detect import detect
+
+    recorded = json.loads((SHIPPED_DIR / "config.json").read_text())["score_threshold"]
+    assert shipped.score_threshold == recorded and 0.0 < recorded < 1.0
+    pair = EmojiSource().eval_pairs("unseen", count=1, draws=1, seed=7).right[0][0]
+    target, query = pair.target(), pair.query()
+    default = detect(shipped, target, query)
+    explicit = detect(shipped, target, query, threshold=recorded)
+    assert torch.equal(default.boxes, explicit.boxes)
+    assert bool((default.scores >= recorded).all())
+    assert len(detect(shipped, target, query, threshold=0.0).scores) >= len(default.scores)
+    shipped.save_pretrained(tmp_path / "copy")
+    assert IADETR.from_pretrained(tmp_path / "copy").score_threshold == recorded

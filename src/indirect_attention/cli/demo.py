@@ -32,7 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="the score slider's starting value"
+        "--threshold",
+        type=float,
+        default=None,
+        help="the score slider's starting value (default: the model's recommended threshold, "
+        "else 0.5)",
     )
     parser.add_argument(
         "--nms",
@@ -95,6 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
     import torch
 
     from ..demo import build_app, launch
+    from ..detection.detect import default_threshold
     from ..detection.model import IADETR
     from ..detection.release import load_detector
     from .detr_release import _device
@@ -114,7 +119,7 @@ def _demo(args: argparse.Namespace) -> int:
         app = build_app(
             model,
             work_dir=work,
-            threshold=args.threshold,
+            threshold=default_threshold(model) if args.threshold is None else args.threshold,
             nms_iou=args.nms,
             max_detections=args.max_detections,
         )

@@ -57,7 +57,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="in the --draw PNGs, a red heat map of where the detections' object queries "
         "attended in the target (last decoder layer)",
     )
-    detect.add_argument("--threshold", type=float, default=0.5, help="minimum score")
+    detect.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="minimum score (default: the model's recommended threshold, chosen on validation "
+        "and recorded in its export, as the shipped detector's is; else 0.5)",
+    )
     detect.add_argument("--max-detections", type=int, default=100, help="per target")
     detect.add_argument(
         "--nms",

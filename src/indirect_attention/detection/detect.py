@@ -41,6 +41,7 @@ __all__ = [
     "QUERY_CATEGORY_ID",
     "coco_image_ids",
     "coco_results_text",
+    "default_threshold",
     "detect",
     "detections_to_coco",
 ]
@@ -55,7 +56,7 @@ def detect(
     target: ImageLike,
     query: ImageLike,
     *,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     max_detections: int = 100,
     nms_iou: float | None = None,
     input_spec: InputSpec | None = None,
@@ -66,7 +67,8 @@ def detect(
         model: A trained detector (put in eval mode for the call, then restored).
         target: Path, PIL image or (3, H, W) tensor (float in [0, 1] or uint8).
         query: Same kinds; any size (it is resized to the model's query square).
-        threshold: Keep detections scoring at least this, in [0, 1].
+        threshold: Keep detections scoring at least this, in [0, 1]. None: the model's
+            recommended ``score_threshold`` (recorded in its export), else 0.5.
         max_detections: Keep at most this many (the model proposes Q).
         nms_iou: Class-agnostic non-maximum suppression (``torchvision.ops.nms``): drop a box
             overlapping a better one with IoU above this, in [0, 1]. None: no suppression
@@ -80,6 +82,8 @@ def detect(
     Raises:
         ValueError: a bad threshold, image or size, or a model that records no input sizes.
     """
+    if threshold is None:
+        threshold = default_threshold(model)
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
     if max_detections < 1:
@@ -108,6 +112,12 @@ def detect(
     return replace(
         found, boxes=found.boxes[keep], scores=found.scores[keep], queries=found.queries[keep]
     )
+
+
+def default_threshold(model: IADETR) -> float:
+    """The model's recommended score threshold (``model.score_threshold``), else 0.5."""
+    recommended = getattr(model, "score_threshold", None)
+    return 0.5 if recommended is None else float(recommended)
 
 
 def detections_to_coco(

@@ -141,7 +141,10 @@ def _load_export(
         target_size=int(document["input"]["target_size"]),
         query_size=int(document["input"]["query_size"]),
     )
-    return _build(model_class, document["model"], state, spec, config_path, map_location)
+    model = _build(model_class, document["model"], state, spec, config_path, map_location)
+    if document.get("score_threshold") is not None:
+        model.score_threshold = float(document["score_threshold"])
+    return model
 
 
 def load_into(
@@ -209,6 +212,8 @@ def export_detector(model: nn.Module, out_dir: str | Path, *, source: str = "") 
         "input": {**asdict(spec), "stride": int(model.backbone.stride)},
         "source": source,
     }
+    if getattr(model, "score_threshold", None) is not None:
+        document["score_threshold"] = float(model.score_threshold)
     atomic_write_text(out / "config.json", json.dumps(document, indent=2) + "\n")
     atomic_write_text(out / "README.md", model_card(model, source=source, weights=weights))
     return out

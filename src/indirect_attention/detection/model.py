@@ -190,6 +190,11 @@ class IADETR(nn.Module, DetectorHubMixin):
         input_spec: The input sizes the model is trained at (:mod:`.preprocess`); recorded in
             checkpoints and exports, and read by :func:`.detect.detect`. None: not known yet.
         seed: Seed of the initial reference boxes.
+
+    Attributes:
+        score_threshold: The score threshold recommended for this model's weights (chosen on
+            validation when it was exported, :mod:`.pretrained`); :func:`.detect.detect` uses
+            it when none is given. None: not known (detect then uses 0.5).
     """
 
     def __init__(
@@ -198,6 +203,7 @@ class IADETR(nn.Module, DetectorHubMixin):
         super().__init__()
         self.config = config
         self.input_spec = input_spec
+        self.score_threshold: float | None = None
         dim = config.dim
         self.backbone = Backbone(dim, name=config.backbone, weights=config.backbone_weights)
         self.level_embed = nn.Parameter(torch.randn(dim) * 0.02)
