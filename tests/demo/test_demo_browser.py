@@ -29,13 +29,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_demo_app import reference, save_image, tiny_detector
+from test_demo_app import reference, save_image
 
 from indirect_attention.detection.detect import detect
 from indirect_attention.detection.draw import draw_detections
 from indirect_attention.detection.model import IADETR
 from indirect_attention.detection.preprocess import read_image
-from indirect_attention.detection.release import load_detector
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -78,7 +77,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _browser_or_skip()
     root = tmp_path_factory.mktemp("browser")
     return {
-        "detector": tiny_detector(root / "detector"),
         "query": save_image(root / "query.png", 30, 24, seed=1),
         "a": save_image(root / "a.png", 72, 96, seed=2),
         "b": save_image(root / "b.jpg", 120, 64, seed=3),
@@ -87,9 +85,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(files: dict[str, Path]):
-    """``ia demo --checkpoint DETECTOR --port P --threshold 0`` in its own process; its URL."""
-    argv = [sys.executable, "-m", "indirect_attention", "demo", "--checkpoint"]
-    argv += [str(files["detector"]), "--port", str(_free_port()), "--threshold", "0"]
+    """``ia demo --port P --threshold 0`` (the shipped detector, as a new user starts it) in its
+    own process; its URL."""
+    argv = [sys.executable, "-m", "indirect_attention", "demo"]
+    argv += ["--port", str(_free_port()), "--threshold", "0"]
     argv += ["--device", "cpu", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
@@ -149,7 +148,7 @@ def test_the_page_finds_what_detect_finds(
     from playwright.sync_api import expect, sync_playwright
 
     torch.set_num_threads(1)
-    model: IADETR = load_detector(files["detector"])
+    model = IADETR.from_pretrained()  # what the page serves
     expected = reference(model, files, threshold=0.0)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
