@@ -239,7 +239,9 @@ def _detect(args: argparse.Namespace) -> int:
                 )
             draw_detections(target, query, found, Path(args.draw) / name, heat=heat)
     text = coco_results_text(rows)  # one detection per line
-    out = args.out if args.out is not None or args.draw is None else f"{args.draw}/detections.json"
+    out = args.out
+    if out is None and args.draw is not None:
+        out = str(Path(args.draw) / "detections.json")
     if out is None:  # the JSON on stdout, the summary on stderr
         sys.stdout.write(text)
         print(f"{len(rows)} detections in {len(targets)} images", file=sys.stderr)
