@@ -27,7 +27,25 @@ from huggingface_hub import ModelCard, PyTorchModelHubMixin
 
 from .export_format import export_detector, load_into, model_card
 
-__all__ = ["DetectorHubMixin"]
+__all__ = ["SHIPPED_DIR", "DetectorHubMixin", "shipped_path"]
+
+#: The folder of the detector shipped in the package (package data; :mod:`.pretrained` has its
+#: card and how it was made).
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "emoji-ia"
+
+
+def shipped_path() -> Path:
+    """The shipped detector's folder.
+
+    Raises:
+        FileNotFoundError: the package was installed without its data (no ``model.safetensors``).
+    """
+    if not (SHIPPED_DIR / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"the shipped detector is missing from this installation ({SHIPPED_DIR} holds no "
+            "model.safetensors); pass a trained model (--checkpoint) or reinstall the package"
+        )
+    return SHIPPED_DIR
 
 
 class DetectorHubMixin(
@@ -74,8 +92,6 @@ class DetectorHubMixin(
             ValueError: a corrupt or foreign file (see :func:`~.release.load_detector`).
         """
         if pretrained_model_name_or_path is None:
-            from .pretrained import shipped_path
-
             pretrained_model_name_or_path = shipped_path()
         path = Path(pretrained_model_name_or_path)
         if not path.exists():

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .hub import SHIPPED_DIR, shipped_path
+
 __all__ = [
     "CARD_DRAWS",
     "CARD_EPISODES",
@@ -35,8 +37,6 @@ __all__ = [
     "shipped_path",
 ]
 
-#: The shipped detector's folder (package data).
-SHIPPED_DIR = Path(__file__).resolve().parent / "shipped" / "emoji-ia"
 #: Targets of each test split in the card's fixed episode set.
 CARD_EPISODES = 150
 #: Right-class query draws per target in that set.
@@ -45,20 +45,6 @@ CARD_DRAWS = 2
 CARD_SEED = 0
 #: The numbers of :func:`evaluate` kept in the card, per split.
 _KEPT = ("ap50", "wrong_query", "margin", "matching_auc", "per_image_ap50", "oracle_boxes")
-
-
-def shipped_path() -> Path:
-    """The shipped detector's folder.
-
-    Raises:
-        FileNotFoundError: the package was installed without its data (no ``model.safetensors``).
-    """
-    if not (SHIPPED_DIR / "model.safetensors").is_file():
-        raise FileNotFoundError(
-            f"the shipped detector is missing from this installation ({SHIPPED_DIR} holds no "
-            "model.safetensors); pass a trained model (--checkpoint) or reinstall the package"
-        )
-    return SHIPPED_DIR
 
 
 def card_metrics(model: nn.Module, *, progress: bool = False) -> dict[str, Any]:
