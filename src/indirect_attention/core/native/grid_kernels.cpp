@@ -1,15 +1,19 @@
 // Fused CPU loops for the box bias and the grid-biased softmax (paper §5 and §6.2's hot path).
 //
 // Compiled at first use by indirect_attention/core/native/__init__.py (g++, this machine's
-// instruction set) and called through ctypes with raw pointers to contiguous tensors. The matrix
-// products stay in PyTorch (BLAS); what lives here are the element-wise passes that PyTorch runs
-// as several separate kernels:
+// instruction set) and called through ctypes with raw pointers to contiguous tensors. What lives
+// here:
 //   - the two-layer ReLU MLP on grid offsets (plain or signed-log coded), forward and backward,
 //     one pass per (row, grid point) with the hidden layer in vector registers a block of units
 //     at a time and the weight gradients summed there over the row's grid points;
 //   - the biased softmax of one chunk of attention logits (rows ⊕ cols bias, key mask, softmax,
 //     log-sum-exp), the probabilities recomputed from that log-sum-exp in the backward pass,
-//     and the softmax backward with its reduction to the row and column bias gradients.
+//     and the softmax backward with its reduction to the row and column bias gradients, for
+//     heads wider than 8 vectors, between PyTorch's (BLAS) matrix products;
+//   - for other heads, the whole attention, forward and backward, one head and one chunk of
+//     queries at a time: the seven matrix products as register-blocked loops with the bias, the
+//     softmax and its gradient applied to each block of logits as it leaves the registers, so
+//     that the chunk's logits stay in cache (see "The fused attention" below).
 // Denormals are flushed, and float32 probabilities below 2^-64 are 0 (see exp_value).
 // Every function exists for float and double; the Python side picks one by the tensor dtype.
 //
@@ -503,6 +507,484 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
   });
 }
 
+
+// ---- The fused attention: register-blocked products around the biased softmax ----------------
+//
+// One head at a time (each worker owns whole heads, so its key and value gradients need no
+// reduction across workers), a chunk of C queries at a time. The chunk's (C, Lk) logits live in
+// a per-worker buffer that stays in L2 (32 × 4096 floats = 512 KiB), and the five products of
+// the backward pass and the two of the forward pass run here as register-blocked loops
+// (a block of rows × a few vectors of accumulators, one broadcast and one fma per element), with
+// the bias, the exponential and the softmax gradient applied as each block leaves the registers.
+// Sizes are padded inside: the chunk's rows to a multiple of kRowBlock, the keys to a multiple
+// of kKeyBlock (padded keys get bias -inf, so probability 0), head widths to whole vectors
+// (zeros), so every inner loop runs on whole register blocks.
+
+constexpr int64_t kRowBlock = 8;
+constexpr int64_t kKeyBlock = 64;
+
+// x in every lane: one broadcast (x − 0 is x for every x, so the subtraction folds away, where
+// V{} + x is computed, in scalar, to turn −0 into +0).
+template <typename V, typename T>
+inline V broadcast(T x) {
+  return x - V{};
+}
+
+inline int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
+
+// exp of each lane, with exp_value's polynomial and cut-off (the same results lane by lane).
+inline Vector<float>::type exp_vector(Vector<float>::type x) {
+  typedef Vector<float>::type V;
+  typedef int32_t VI __attribute__((vector_size(kVectorBytes)));
+  const V cutoff = V{} - 44.3614196f, magic = V{} + 12582912.0f;
+  const V clamped = x < cutoff ? cutoff : x;
+  const V shifted = clamped * 1.44269504088896341f + magic;
+  const V n = shifted - magic;
+  const V r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
+  V p = V{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const VI exponent = (VI)shifted - 0x4B400000;
+  const V power = (V)((exponent + 127) << 23);
+  return x < cutoff ? V{} : p * power;
+}
+
+inline Vector<double>::type exp_vector(Vector<double>::type x) {
+  for (int i = 0; i < kVectorBytes / 8; ++i) x[i] = std::exp(x[i]);
+  return x;
+}
+
+// (Cp, D) · (D, Nk), b given as bt (D, Nk), for two such products at once (a second one with
+// D2 = 0 is skipped): for each block of RB rows and NB vectors of keys the sums over d stay in
+// registers, then first(m, j, sums) receives row m's NB vectors of results (keys j .. j + NB·L),
+// and after the second product of the same block (its operands still in L1), second(m, j, sums).
+// Cp % RB == 0, Nk % (NB · L) == 0.
+template <typename T, int RB, int NB, typename First, typename Second>
+inline void product_rows_keys(const T* a, int64_t D, const T* bt, const T* a2, int64_t D2,
+                              const T* bt2, int64_t Nk, int64_t Cp, const First& first,
+                              const Second& second) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = sizeof(V) / sizeof(T);
+  auto block = [&](const T* left, int64_t depth, const T* right, int64_t m0, int64_t j0,
+                   const auto& epilogue) {
+    V sum[RB][NB] = {};
+    for (int64_t d = 0; d < depth; ++d) {
+      V b[NB];
+#pragma GCC unroll 16
+      for (int n = 0; n < NB; ++n) b[n] = load<V>(right + d * Nk + j0 + n * L);
+#pragma GCC unroll 16
+      for (int r = 0; r < RB; ++r) {
+        const V x = broadcast<V>(left[(m0 + r) * depth + d]);
+#pragma GCC unroll 16
+        for (int n = 0; n < NB; ++n) sum[r][n] = fmadd(x, b[n], sum[r][n]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) epilogue(m0 + r, j0, sum[r]);
+  };
+  for (int64_t j0 = 0; j0 < Nk; j0 += NB * L) {
+    for (int64_t m0 = 0; m0 < Cp; m0 += RB) {
+      block(a, D, bt, m0, j0, first);
+      if (D2 > 0) block(a2, D2, bt2, m0, j0, second);
+    }
+  }
+}
+
+// (Cp, Nk) · (Nk, DP · L): for each block of RB rows the DP vectors of each row's result stay in
+// registers over all keys; epilogue(m, values) receives row m's DP · L results.
+template <typename T, int RB, int DP, typename Epilogue>
+inline void product_rows_values(const T* p, int64_t Nk, const T* v, int64_t Cp,
+                                const Epilogue& epilogue) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = sizeof(V) / sizeof(T);
+  for (int64_t m0 = 0; m0 < Cp; m0 += RB) {
+    V sum[RB][DP] = {};
+    for (int64_t j = 0; j < Nk; ++j) {
+      V x[DP];
+      #pragma GCC unroll 16
+      for (int n = 0; n < DP; ++n) x[n] = load<V>(v + j * DP * L + n * L);
+      #pragma GCC unroll 16
+      for (int r = 0; r < RB; ++r) {
+        const V weight = broadcast<V>(p[(m0 + r) * Nk + j]);
+        #pragma GCC unroll 16
+        for (int n = 0; n < DP; ++n) sum[r][n] = fmadd(weight, x[n], sum[r][n]);
+      }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
+      T values[DP * L];
+      #pragma GCC unroll 16
+      for (int n = 0; n < DP; ++n) store(values + n * L, sum[r][n]);
+      epilogue(m0 + r, values);
+    }
+  }
+}
+
+// out (Nk, DP · L) += (Cp, Nk)ᵀ · (Cp, DP · L): for each block of KB keys the sums over the
+// chunk's rows stay in registers, then are added to out.
+template <typename T, int KB, int DP>
+inline void product_keys_rows(const T* p, int64_t Nk, const T* g, int64_t Cp, T* out) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = sizeof(V) / sizeof(T);
+  for (int64_t j0 = 0; j0 < Nk; j0 += KB) {
+    V sum[KB][DP] = {};
+    for (int64_t m = 0; m < Cp; ++m) {
+      V x[DP];
+      #pragma GCC unroll 16
+      for (int n = 0; n < DP; ++n) x[n] = load<V>(g + m * DP * L + n * L);
+      #pragma GCC unroll 16
+      for (int kk = 0; kk < KB; ++kk) {
+        const V weight = broadcast<V>(p[m * Nk + j0 + kk]);
+        #pragma GCC unroll 16
+        for (int n = 0; n < DP; ++n) sum[kk][n] = fmadd(weight, x[n], sum[kk][n]);
+      }
+    }
+    #pragma GCC unroll 16
+    for (int kk = 0; kk < KB; ++kk)
+      #pragma GCC unroll 16
+      for (int n = 0; n < DP; ++n) {
+        T* target = out + (j0 + kk) * DP * L + n * L;
+        store(target, load<V>(target) + sum[kk][n]);
+      }
+  }
+}
+
+// Runs fn.template operator()<B, DP>() with DP = vectors per row (1 to 8) and B the rows (or
+// keys) per register block that fits DP: 8, 4 or 2 (all divide kRowBlock and kKeyBlock).
+template <typename Fn>
+void dispatch_width(int64_t DP, const Fn& fn) {
+  switch (DP) {
+    case 1: fn.template operator()<8, 1>(); break;
+    case 2: fn.template operator()<8, 2>(); break;
+    case 3: fn.template operator()<4, 3>(); break;
+    case 4: fn.template operator()<4, 4>(); break;
+    case 5: fn.template operator()<2, 5>(); break;
+    case 6: fn.template operator()<2, 6>(); break;
+    case 7: fn.template operator()<2, 7>(); break;
+    default: fn.template operator()<2, 8>(); break;
+  }
+}
+
+template <typename T>
+constexpr int64_t lanes() { return kVectorBytes / int64_t(sizeof(T)); }
+
+template <typename T>
+bool attention_covers(int64_t Dh, int64_t Dv) {
+  return Dh > 0 && Dv > 0 && Dh <= 8 * lanes<T>() && Dv <= 8 * lanes<T>();
+}
+
+struct AttentionSizes {
+  int64_t BH, heads, Lq, hgt, wid, Dh, Dv, chunk;
+};
+
+// One head's padded copies and one chunk's buffers, per worker.
+template <typename T>
+struct HeadWork {
+  int64_t Lk, Nk, Dhp, Dvp, Cmax;
+  std::vector<T> k_t, v_pad, k_pad, v_t, grad_k, grad_v, logits, grad_logits, q_pad, g_pad, lse,
+      delta;
+
+  HeadWork(const AttentionSizes& s, bool backward) {
+    Lk = s.hgt * s.wid;
+    Nk = round_up(Lk, kKeyBlock);
+    Dhp = round_up(s.Dh, lanes<T>());
+    Dvp = round_up(s.Dv, lanes<T>());
+    Cmax = round_up(std::min(s.chunk, s.Lq), kRowBlock);
+    k_t.resize(Dhp * Nk);
+    logits.resize(Cmax * Nk);
+    q_pad.resize(Cmax * Dhp);
+    lse.resize(Cmax);
+    if (backward) {
+      k_pad.resize(Nk * Dhp);
+      v_t.resize(Dvp * Nk);
+      grad_k.resize(Nk * Dhp);
+      grad_v.resize(Nk * Dvp);
+      grad_logits.resize(Cmax * Nk);
+      g_pad.resize(Cmax * Dvp);
+      delta.resize(Cmax);
+    } else {
+      v_pad.resize(Nk * Dvp);
+    }
+  }
+};
+
+// source (N, D) row-major into target (rows ≥ N, Dp) or, transposed, (Dp, cols ≥ N); zeros
+// elsewhere.
+template <typename T>
+void pad_rows(const T* source, int64_t N, int64_t D, T* target, int64_t Dp, int64_t rows) {
+  std::fill(target, target + rows * Dp, T(0));
+  for (int64_t i = 0; i < N; ++i) std::copy(source + i * D, source + (i + 1) * D, target + i * Dp);
+}
+
+template <typename T>
+void pad_transposed(const T* source, int64_t N, int64_t D, T* target, int64_t Dp, int64_t cols) {
+  std::fill(target, target + Dp * cols, T(0));
+  constexpr int64_t step = 16;  // a block of source rows stays in L1 while its columns are written
+  for (int64_t i0 = 0; i0 < N; i0 += step) {
+    const int64_t i1 = std::min(N, i0 + step);
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t i = i0; i < i1; ++i) target[d * cols + i] = source[i * D + d];
+  }
+}
+
+// The chunk's bias rows ⊕ cols (+ mask) into logits (Cp, Nk): padded keys -inf, padded rows 0.
+template <typename T>
+void fill_bias(T* logits, const AttentionSizes& s, int64_t Nk, int64_t query0, int64_t C,
+               int64_t Cp, const T* rows, const T* cols, const T* key_mask) {
+  const int64_t Lk = s.hgt * s.wid;
+  for (int64_t m = 0; m < Cp; ++m) {
+    T* line = logits + m * Nk;
+    if (m < C) {
+      const T* row_bias = rows + (query0 + m) * s.hgt;
+      const T* col_bias = cols + (query0 + m) * s.wid;
+      for (int64_t r = 0; r < s.hgt; ++r) {
+        T* cells = line + r * s.wid;
+        const T add = row_bias[r];
+        if (key_mask) {
+          const T* cells_mask = key_mask + r * s.wid;
+#pragma omp simd
+          for (int64_t c = 0; c < s.wid; ++c) cells[c] = add + col_bias[c] + cells_mask[c];
+        } else {
+#pragma omp simd
+          for (int64_t c = 0; c < s.wid; ++c) cells[c] = add + col_bias[c];
+        }
+      }
+    } else {
+      std::fill(line, line + Lk, T(0));
+    }
+    std::fill(line + Lk, line + Nk, T(-INFINITY));
+  }
+}
+
+// The bias of a vector of L keys of one chunk row, read straight from rows, cols and the mask
+// where each vector lies within one grid row (wid % L == 0: no (C, Lk) bias is written), else
+// from the (C, Nk) buffer fill_bias wrote. Padded keys get -inf, padded rows 0.
+template <typename T>
+struct ChunkBias {
+  typedef typename Vector<T>::type V;
+  const T *rows, *cols, *key_mask, *filled;
+  int64_t hgt, wid, Lk, Nk, query0, C;
+
+  bool direct() const { return filled == nullptr; }
+
+  V at(int64_t m, int64_t j) const {
+    if (!direct()) return load<V>(filled + m * Nk + j);
+    if (j >= Lk) return V{} - T(INFINITY);
+    if (m >= C) return V{};
+    const int64_t query = query0 + m;
+    V value = rows[query * hgt + j / wid] + load<V>(cols + query * wid + j % wid);
+    if (key_mask) value += load<V>(key_mask + j);
+    return value;
+  }
+};
+
+// Where each vector of keys lies within one grid row, the chunk's bias is read in place;
+// otherwise it is written into buffer first.
+template <typename T>
+ChunkBias<T> chunk_bias(T* buffer, const AttentionSizes& s, int64_t Nk, int64_t query0,
+                        int64_t C, int64_t Cp, const T* rows, const T* cols, const T* key_mask) {
+  const bool direct = s.wid % lanes<T>() == 0;
+  if (!direct) fill_bias(buffer, s, Nk, query0, C, Cp, rows, cols, key_mask);
+  return ChunkBias<T>{rows, cols, key_mask, direct ? nullptr : buffer, s.hgt, s.wid,
+                      s.hgt * s.wid, Nk, query0, C};
+}
+
+// Forward: out (BH, Lq, Dv) and lse (BH, Lq) from q (BH, Lq, Dh), k (BH, Lk, Dh), v (BH, Lk, Dv),
+// rows (BH, Lq, hgt), cols (BH, Lq, wid), mask (B, Lk) additive or null.
+template <typename T>
+void attention_forward(const T* q, const T* k, const T* v, const T* rows, const T* cols,
+                       const T* mask, AttentionSizes s, T scale, T* out, T* lse, int threads) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = lanes<T>();
+  parallel_for(s.BH, threads, [&](int64_t begin, int64_t end, int) {
+    HeadWork<T> w(s, false);
+    std::vector<V> best(w.Cmax);
+    std::vector<T> inverse(w.Cmax);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      pad_transposed(k + bh * w.Lk * s.Dh, w.Lk, s.Dh, w.k_t.data(), w.Dhp, w.Nk);
+      pad_rows(v + bh * w.Lk * s.Dv, w.Lk, s.Dv, w.v_pad.data(), w.Dvp, w.Nk);
+      const T* key_mask = mask ? mask + (bh / s.heads) * w.Lk : nullptr;
+      for (int64_t start = 0; start < s.Lq; start += s.chunk) {
+        const int64_t C = std::min(s.chunk, s.Lq - start), Cp = round_up(C, kRowBlock);
+        const int64_t query0 = bh * s.Lq + start;
+        T* logits = w.logits.data();
+        std::fill(w.q_pad.begin(), w.q_pad.end(), T(0));
+        for (int64_t m = 0; m < C; ++m)
+          for (int64_t d = 0; d < s.Dh; ++d)
+            w.q_pad[m * w.Dhp + d] = q[(query0 + m) * s.Dh + d] * scale;
+        const ChunkBias<T> bias =
+            chunk_bias(logits, s, w.Nk, query0, C, Cp, rows, cols, key_mask);
+        std::fill(best.begin(), best.end(), V{} - T(INFINITY));
+        constexpr int NB = 4;
+        product_rows_keys<T, 4, NB>(
+            w.q_pad.data(), w.Dhp, w.k_t.data(), nullptr, 0, nullptr, w.Nk, Cp,
+            [&](int64_t m, int64_t j0, const V* sums) {
+              V top = best[m];
+#pragma GCC unroll 16
+              for (int n = 0; n < NB; ++n) {
+                const int64_t j = j0 + n * L;
+                const V x = sums[n] + bias.at(m, j);
+                store(logits + m * w.Nk + j, x);
+                top = x > top ? x : top;
+              }
+              best[m] = top;
+            },
+            [](int64_t, int64_t, const V*) {});
+        for (int64_t m = 0; m < Cp; ++m) {
+          T* line = logits + m * w.Nk;
+          if (m >= C) {
+            std::fill(line, line + w.Nk, T(0));
+            continue;
+          }
+          T top = best[m][0];
+          for (int i = 1; i < L; ++i) top = std::max(top, best[m][i]);
+          V sums = {};
+          for (int64_t j = 0; j < w.Nk; j += L) {
+            const V x = exp_vector(load<V>(line + j) - top);
+            store(line + j, x);
+            sums += x;
+          }
+          const T total = lane_sum(sums);
+          lse[query0 + m] = top + std::log(total);
+          inverse[m] = T(1) / total;
+        }
+        dispatch_width(w.Dvp / L, [&]<int RB, int DP>() {
+          product_rows_values<T, RB, DP>(logits, w.Nk, w.v_pad.data(), Cp,
+                                         [&](int64_t m, const T* values) {
+                                           if (m >= C) return;
+                                           T* target = out + (query0 + m) * s.Dv;
+                                           for (int64_t d = 0; d < s.Dv; ++d)
+                                             target[d] = values[d] * inverse[m];
+                                         });
+        });
+      }
+    }
+  });
+}
+
+// Backward: the gradients of q, k, v (their shapes) and of rows and cols, from grad_out
+// (BH, Lq, Dv), the forward pass's lse and delta = rowsum(grad_out ∘ out) (BH, Lq).
+template <typename T>
+void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, const T* rows,
+                        const T* cols, const T* mask, const T* lse, const T* delta,
+                        AttentionSizes s, T scale, T* grad_q, T* grad_k, T* grad_v,
+                        T* grad_rows, T* grad_cols, int threads) {
+  typedef typename Vector<T>::type V;
+  constexpr int L = lanes<T>();
+  parallel_for(s.BH, threads, [&](int64_t begin, int64_t end, int) {
+    HeadWork<T> w(s, true);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const T* k_head = k + bh * w.Lk * s.Dh;
+      pad_transposed(k_head, w.Lk, s.Dh, w.k_t.data(), w.Dhp, w.Nk);
+      pad_rows(k_head, w.Lk, s.Dh, w.k_pad.data(), w.Dhp, w.Nk);
+      pad_transposed(v + bh * w.Lk * s.Dv, w.Lk, s.Dv, w.v_t.data(), w.Dvp, w.Nk);
+      std::fill(w.grad_k.begin(), w.grad_k.end(), T(0));
+      std::fill(w.grad_v.begin(), w.grad_v.end(), T(0));
+      const T* key_mask = mask ? mask + (bh / s.heads) * w.Lk : nullptr;
+      for (int64_t start = 0; start < s.Lq; start += s.chunk) {
+        const int64_t C = std::min(s.chunk, s.Lq - start), Cp = round_up(C, kRowBlock);
+        const int64_t query0 = bh * s.Lq + start;
+        T* probs = w.logits.data();
+        T* grad_logits = w.grad_logits.data();
+        std::fill(w.q_pad.begin(), w.q_pad.end(), T(0));
+        std::fill(w.g_pad.begin(), w.g_pad.end(), T(0));
+        for (int64_t m = 0; m < Cp; ++m) {
+          const bool real = m < C;
+          w.lse[m] = real ? lse[query0 + m] : T(INFINITY);  // padded rows: probability 0
+          w.delta[m] = real ? delta[query0 + m] : T(0);
+          if (!real) continue;
+          for (int64_t d = 0; d < s.Dh; ++d)
+            w.q_pad[m * w.Dhp + d] = q[(query0 + m) * s.Dh + d] * scale;
+          for (int64_t d = 0; d < s.Dv; ++d)
+            w.g_pad[m * w.Dvp + d] = grad_out[(query0 + m) * s.Dv + d];
+        }
+        // P = exp(q·kᵀ/√Dh + bias − lse) and d logits = P ∘ (dO·vᵀ − δ), block by block as
+        // the sums leave the registers, with (where the bias is read in place and a block of
+        // keys lies within one grid row) the bias gradients: d logits summed over each grid row
+        // and each grid column
+        const ChunkBias<T> bias =
+            chunk_bias(probs, s, w.Nk, query0, C, Cp, rows, cols, key_mask);
+        constexpr int NB = 4;
+        const bool sums_inline = bias.direct() && s.wid % (NB * L) == 0;
+        if (sums_inline) {
+          for (int64_t m = 0; m < C; ++m) {
+            std::fill_n(grad_rows + (query0 + m) * s.hgt, s.hgt, T(0));
+            std::fill_n(grad_cols + (query0 + m) * s.wid, s.wid, T(0));
+          }
+        }
+        product_rows_keys<T, 4, NB>(
+            w.q_pad.data(), w.Dhp, w.k_t.data(), w.g_pad.data(), w.Dvp, w.v_t.data(), w.Nk, Cp,
+            [&](int64_t m, int64_t j0, const V* sums) {
+              const T shift = w.lse[m];
+#pragma GCC unroll 16
+              for (int n = 0; n < NB; ++n) {
+                const int64_t j = j0 + n * L;
+                store(probs + m * w.Nk + j, exp_vector(sums[n] + bias.at(m, j) - shift));
+              }
+            },
+            [&](int64_t m, int64_t j0, const V* sums) {
+              const T d = w.delta[m];
+              V grads[NB];
+#pragma GCC unroll 16
+              for (int n = 0; n < NB; ++n) {
+                const int64_t j = j0 + n * L;
+                grads[n] = load<V>(probs + m * w.Nk + j) * (sums[n] - d);
+                store(grad_logits + m * w.Nk + j, grads[n]);
+              }
+              if (!sums_inline || m >= C || j0 >= w.Lk) return;
+              const int64_t query = query0 + m;
+              T* col_sum = grad_cols + query * s.wid + j0 % s.wid;
+              V total = {};
+#pragma GCC unroll 16
+              for (int n = 0; n < NB; ++n) {
+                store(col_sum + n * L, load<V>(col_sum + n * L) + grads[n]);
+                total += grads[n];
+              }
+              grad_rows[query * s.hgt + j0 / s.wid] += lane_sum(total);
+            });
+        // otherwise the bias gradients in a pass of their own
+        for (int64_t m = 0; m < C && !sums_inline; ++m) {
+          const T* line = grad_logits + m * w.Nk;
+          T* col_sum = grad_cols + (query0 + m) * s.wid;
+          T* row_sum = grad_rows + (query0 + m) * s.hgt;
+          std::fill(col_sum, col_sum + s.wid, T(0));
+          for (int64_t r = 0; r < s.hgt; ++r) {
+            const T* cells = line + r * s.wid;
+            T total = 0;
+#pragma omp simd reduction(+ : total)
+            for (int64_t c = 0; c < s.wid; ++c) {
+              total += cells[c];
+              col_sum[c] += cells[c];
+            }
+            row_sum[r] = total;
+          }
+        }
+        dispatch_width(w.Dvp / L, [&]<int B, int DP>() {
+          product_keys_rows<T, B, DP>(probs, w.Nk, w.g_pad.data(), Cp, w.grad_v.data());
+        });
+        dispatch_width(w.Dhp / L, [&]<int B, int DP>() {
+          product_rows_values<T, B, DP>(grad_logits, w.Nk, w.k_pad.data(), Cp,
+                                        [&](int64_t m, const T* values) {
+                                          if (m >= C) return;
+                                          T* target = grad_q + (query0 + m) * s.Dh;
+                                          for (int64_t d = 0; d < s.Dh; ++d)
+                                            target[d] = values[d] * scale;
+                                        });
+          product_keys_rows<T, B, DP>(grad_logits, w.Nk, w.q_pad.data(), Cp, w.grad_k.data());
+        });
+      }
+      for (int64_t j = 0; j < w.Lk; ++j) {
+        std::copy_n(w.grad_k.data() + j * w.Dhp, s.Dh, grad_k + (bh * w.Lk + j) * s.Dh);
+        std::copy_n(w.grad_v.data() + j * w.Dvp, s.Dv, grad_v + (bh * w.Lk + j) * s.Dv);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 // Status codes of every exported function: 0 done, 1 sizes the compiled MLP does not cover
@@ -559,6 +1041,31 @@ int mlp_covers(int64_t R, int64_t K, int64_t H) {
     IA_GUARD(softmax_recompute<T>(logits, rows, cols, mask,                                     \
                                   ChunkLayout{BH, heads, C, Lq, start, hgt, wid}, lse,          \
                                   threads);                                                     \
+             return 0;)                                                                         \
+  }                                                                                             \
+  IA_EXPORT int ia_attention_covers_##SUFFIX(int64_t Dh, int64_t Dv) {                         \
+    return attention_covers<T>(Dh, Dv);                                                         \
+  }                                                                                             \
+  IA_EXPORT int ia_attention_forward_##SUFFIX(                                                  \
+      const T* q, const T* k, const T* v, const T* rows, const T* cols, const T* mask,          \
+      int64_t BH, int64_t heads, int64_t Lq, int64_t hgt, int64_t wid, int64_t Dh, int64_t Dv,  \
+      int64_t chunk, double scale, T* out, T* lse, int threads) {                               \
+    if (!attention_covers<T>(Dh, Dv) || chunk <= 0) return 1;                                   \
+    IA_GUARD(attention_forward<T>(q, k, v, rows, cols, mask,                                    \
+                                  AttentionSizes{BH, heads, Lq, hgt, wid, Dh, Dv, chunk},       \
+                                  T(scale), out, lse, threads);                                 \
+             return 0;)                                                                         \
+  }                                                                                             \
+  IA_EXPORT int ia_attention_backward_##SUFFIX(                                                 \
+      const T* grad_out, const T* q, const T* k, const T* v, const T* rows, const T* cols,      \
+      const T* mask, const T* lse, const T* delta, int64_t BH, int64_t heads, int64_t Lq,       \
+      int64_t hgt, int64_t wid, int64_t Dh, int64_t Dv, int64_t chunk, double scale,            \
+      T* grad_q, T* grad_k, T* grad_v, T* grad_rows, T* grad_cols, int threads) {               \
+    if (!attention_covers<T>(Dh, Dv) || chunk <= 0) return 1;                                   \
+    IA_GUARD(attention_backward<T>(grad_out, q, k, v, rows, cols, mask, lse, delta,             \
+                                   AttentionSizes{BH, heads, Lq, hgt, wid, Dh, Dv, chunk},      \
+                                   T(scale), grad_q, grad_k, grad_v, grad_rows, grad_cols,      \
+                                   threads);                                                    \
              return 0;)                                                                         \
   }                                                                                             \
   IA_EXPORT int ia_softmax_backward_##SUFFIX(T* grad, const T* probs, const T* delta,          \
