@@ -133,6 +133,13 @@ inline void store(T* p, const V& v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
+// x in every lane: one broadcast (x − 0 is x for every x, so the subtraction folds away, where
+// V{} + x is computed, in scalar, to turn −0 into +0).
+template <typename V, typename T>
+inline V broadcast(T x) {
+  return x - V{};
+}
+
 template <typename V>
 inline auto lane_sum(const V& v) {
   auto sum = v[0];
@@ -214,8 +221,8 @@ void mlp_forward(const T* anchors, int64_t N, const T* grid, int64_t G, const T*
         const int64_t g1 = std::min(g + 1, G - 1);  // an odd last point is computed twice
         V off0[R], off1[R];
         for (int r = 0; r < R; ++r) {
-          off0[r] = V{} + code.value(grid[g], anchors[n * R + r]);
-          off1[r] = V{} + code.value(grid[g1], anchors[n * R + r]);
+          off0[r] = broadcast<V>(code.value(grid[g], anchors[n * R + r]));
+          off1[r] = broadcast<V>(code.value(grid[g1], anchors[n * R + r]));
         }
         V acc0[H] = {}, acc1[H] = {};
         for (int64_t k = 0; k < K; k += L) {
@@ -282,12 +289,12 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
         const V zero = V{};
         for (int64_t g = 0; g < G; ++g) {
           V offsets[R];
-          for (int r = 0; r < R; ++r) offsets[r] = V{} + row_offsets[g * R + r];
+          for (int r = 0; r < R; ++r) offsets[r] = broadcast<V>(row_offsets[g * R + r]);
           const V pre = preactivation<R>(offsets, weight, bias);
           const V hidden = pre > zero ? pre : zero;
           V grad_hidden = zero;
           for (int h = 0; h < H; ++h) {
-            const V up = V{} + upstream[g * H + h];
+            const V up = broadcast<V>(upstream[g * H + h]);
             grad_hidden = fmadd(up, weight2[h], grad_hidden);
             sum_w2[h] = fmadd(up, hidden, sum_w2[h]);
           }
@@ -296,7 +303,7 @@ void mlp_backward(const T* grad_out, const T* anchors, int64_t N, const T* grid,
           for (int r = 0; r < R; ++r) sum_w1[r] = fmadd(grad_pre, offsets[r], sum_w1[r]);
           if constexpr (Log) {
             for (int r = 0; r < R; ++r) {
-              const V slope = V{} + row_slopes[g * R + r];
+              const V slope = broadcast<V>(row_slopes[g * R + r]);
               anchor_sum[r] = fmadd(grad_pre, weight[r] * slope, anchor_sum[r]);
             }
           }
@@ -522,13 +529,6 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
 
 constexpr int64_t kRowBlock = 8;
 constexpr int64_t kKeyBlock = 64;
-
-// x in every lane: one broadcast (x − 0 is x for every x, so the subtraction folds away, where
-// V{} + x is computed, in scalar, to turn −0 into +0).
-template <typename V, typename T>
-inline V broadcast(T x) {
-  return x - V{};
-}
 
 inline int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
