@@ -192,6 +192,26 @@ def test_one_thread_and_two_threads_agree(generator):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
 
 
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_attention_is_the_same_on_one_and_two_threads(generator, calls, dtype):
+    """Each worker computes whole heads in the same order, so the thread count changes no bit."""
+    q, k, v, rows, cols = attention_inputs(generator, dtype, heads=3, num_queries=37, width=16)
+    cotangent = torch.randn(2, 3, 37, 6, generator=generator, dtype=dtype)
+    previous, results = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = grid_attend(q, k, v, rows=rows, cols=cols, chunk_size=8)
+            grads = torch.autograd.grad((out * cotangent).sum(), (q, k, v, rows, cols))
+            results.append((out, *grads))
+    finally:
+        torch.set_num_threads(previous)
+    assert set(calls) == {"attention_forward", "attention_backward"}
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_switched_off_by_the_environment_or_the_context(monkeypatch):
     tensor = torch.zeros(2)
     with native.native_disabled():

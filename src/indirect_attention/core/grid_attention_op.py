@@ -62,10 +62,11 @@ def _prepare(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _fused(library, q: Tensor, v: Tensor) -> bool:
-    """Whether the fused attention of :mod:`.native` serves these head widths."""
-    return library is not None and native.attention_covers(
-        library, q.dtype, head_dim=q.shape[-1], value_dim=v.shape[-1]
-    )
+    """Whether the fused attention of :mod:`.native` serves these sizes (not empty, heads of
+    at most 8 vectors)."""
+    if library is None or q.numel() == 0 or v.numel() == 0:
+        return False
+    return native.attention_covers(library, q.dtype, head_dim=q.shape[-1], value_dim=v.shape[-1])
 
 
 def _sizes(q: Tensor, v: Tensor, rows: Tensor, cols: Tensor, chunk: int) -> tuple[int, ...]:

@@ -699,15 +699,12 @@ struct HeadWork {
     q_pad.resize(Cmax * Dhp);
     lse.resize(Cmax);
     if (backward) {
-      k_pad.resize(Nk * Dhp);
       v_t.resize(Dvp * Nk);
       grad_k.resize(Nk * Dhp);
       grad_v.resize(Nk * Dvp);
       grad_logits.resize(Cmax * Nk);
       g_pad.resize(Cmax * Dvp);
       delta.resize(Cmax);
-    } else {
-      v_pad.resize(Nk * Dvp);
     }
   }
 };
@@ -718,6 +715,17 @@ template <typename T>
 void pad_rows(const T* source, int64_t N, int64_t D, T* target, int64_t Dp, int64_t rows) {
   std::fill(target, target + rows * Dp, T(0));
   for (int64_t i = 0; i < N; ++i) std::copy(source + i * D, source + (i + 1) * D, target + i * Dp);
+}
+
+// source (N, D) as a (rows, Dp) matrix: itself where no padding is needed, else a padded copy
+// in target.
+template <typename T>
+const T* padded_rows(const T* source, int64_t N, int64_t D, std::vector<T>& target, int64_t Dp,
+                     int64_t rows) {
+  if (N == rows && D == Dp) return source;
+  target.resize(rows * Dp);
+  pad_rows(source, N, D, target.data(), Dp, rows);
+  return target.data();
 }
 
 template <typename T>
@@ -806,7 +814,7 @@ void attention_forward(const T* q, const T* k, const T* v, const T* rows, const 
     std::vector<T> inverse(w.Cmax);
     for (int64_t bh = begin; bh < end; ++bh) {
       pad_transposed(k + bh * w.Lk * s.Dh, w.Lk, s.Dh, w.k_t.data(), w.Dhp, w.Nk);
-      pad_rows(v + bh * w.Lk * s.Dv, w.Lk, s.Dv, w.v_pad.data(), w.Dvp, w.Nk);
+      const T* v_rows = padded_rows(v + bh * w.Lk * s.Dv, w.Lk, s.Dv, w.v_pad, w.Dvp, w.Nk);
       const T* key_mask = mask ? mask + (bh / s.heads) * w.Lk : nullptr;
       for (int64_t start = 0; start < s.Lq; start += s.chunk) {
         const int64_t C = std::min(s.chunk, s.Lq - start), Cp = round_up(C, kRowBlock);
@@ -853,7 +861,7 @@ void attention_forward(const T* q, const T* k, const T* v, const T* rows, const 
           inverse[m] = T(1) / total;
         }
         dispatch_width(w.Dvp / L, [&]<int RB, int DP>() {
-          product_rows_values<T, RB, DP>(logits, w.Nk, w.v_pad.data(), Cp,
+          product_rows_values<T, RB, DP>(logits, w.Nk, v_rows, Cp,
                                          [&](int64_t m, const T* values) {
                                            if (m >= C) return;
                                            T* target = out + (query0 + m) * s.Dv;
@@ -880,7 +888,7 @@ void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, c
     for (int64_t bh = begin; bh < end; ++bh) {
       const T* k_head = k + bh * w.Lk * s.Dh;
       pad_transposed(k_head, w.Lk, s.Dh, w.k_t.data(), w.Dhp, w.Nk);
-      pad_rows(k_head, w.Lk, s.Dh, w.k_pad.data(), w.Dhp, w.Nk);
+      const T* k_rows = padded_rows(k_head, w.Lk, s.Dh, w.k_pad, w.Dhp, w.Nk);
       pad_transposed(v + bh * w.Lk * s.Dv, w.Lk, s.Dv, w.v_t.data(), w.Dvp, w.Nk);
       std::fill(w.grad_k.begin(), w.grad_k.end(), T(0));
       std::fill(w.grad_v.begin(), w.grad_v.end(), T(0));
@@ -967,7 +975,7 @@ void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, c
           product_keys_rows<T, B, DP>(probs, w.Nk, w.g_pad.data(), Cp, w.grad_v.data());
         });
         dispatch_width(w.Dhp / L, [&]<int B, int DP>() {
-          product_rows_values<T, B, DP>(grad_logits, w.Nk, w.k_pad.data(), Cp,
+          product_rows_values<T, B, DP>(grad_logits, w.Nk, k_rows, Cp,
                                         [&](int64_t m, const T* values) {
                                           if (m >= C) return;
                                           T* target = grad_q + (query0 + m) * s.Dh;
