@@ -530,24 +530,63 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
 constexpr int64_t kRowBlock = 8;
 constexpr int64_t kKeyBlock = 64;
 
+// The sum of a vector's lanes by the machine's shuffles (halves added pairwise), else in order.
+inline float tree_sum(const Vector<float>::type& v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps((__m512)v);
+#elif defined(__AVX__)
+  const __m256 x = (__m256)v;
+  __m128 half = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+  return _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
+#else
+  return lane_sum(v);
+#endif
+}
+
+inline double tree_sum(const Vector<double>::type& v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_pd((__m512d)v);
+#elif defined(__AVX__)
+  const __m256d x = (__m256d)v;
+  const __m128d half = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(half, _mm_unpackhi_pd(half, half)));
+#else
+  return lane_sum(v);
+#endif
+}
+
 inline int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
-// exp of each lane, with exp_value's polynomial and cut-off (the same results lane by lane).
+// a * b + c: one fused rounding where the machine has FMA, else a product and a sum (the
+// portable build: a software fma per lane would be far slower than the two operations).
+template <typename V>
+inline V mul_add(const V& a, const V& b, const V& c) {
+#if defined(__FMA__) || defined(__AVX512F__)
+  return fmadd(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// exp of each lane: exp_value's range reduction, polynomial and cut-off (results below ln 2^-64
+// are 0), evaluated with fused multiply-adds (results within an ulp of exp_value's).
 inline Vector<float>::type exp_vector(Vector<float>::type x) {
   typedef Vector<float>::type V;
   typedef int32_t VI __attribute__((vector_size(kVectorBytes)));
-  const V cutoff = V{} - 44.3614196f, magic = V{} + 12582912.0f;
+  const V cutoff = broadcast<V>(-44.3614196f), magic = broadcast<V>(12582912.0f);
   const V clamped = x < cutoff ? cutoff : x;
-  const V shifted = clamped * 1.44269504088896341f + magic;
+  const V shifted = mul_add(clamped, broadcast<V>(1.44269504088896341f), magic);
   const V n = shifted - magic;
-  const V r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
-  V p = V{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  const V r = mul_add(n, broadcast<V>(2.12194440e-4f),
+                      mul_add(n, broadcast<V>(-0.693359375f), clamped));
+  V p = broadcast<V>(1.9875691500e-4f);
+  p = mul_add(p, r, broadcast<V>(1.3981999507e-3f));
+  p = mul_add(p, r, broadcast<V>(8.3334519073e-3f));
+  p = mul_add(p, r, broadcast<V>(4.1665795894e-2f));
+  p = mul_add(p, r, broadcast<V>(1.6666665459e-1f));
+  p = mul_add(p, r, broadcast<V>(5.0000001201e-1f));
+  p = mul_add(p, r * r, r) + 1.0f;
   const VI exponent = (VI)shifted - 0x4B400000;
   const V power = (V)((exponent + 127) << 23);
   return x < cutoff ? V{} : p * power;
@@ -687,6 +726,9 @@ struct HeadWork {
   int64_t Lk, Nk, Dhp, Dvp, Cmax;
   std::vector<T> k_t, v_pad, k_pad, v_t, grad_k, grad_v, logits, grad_logits, q_pad, g_pad, lse,
       delta;
+  // the grid row and the column of the first key of each vector of keys (an integer division
+  // per vector would cost as much as the vector's share of the products)
+  std::vector<int64_t> key_row, key_col;
 
   HeadWork(const AttentionSizes& s, bool backward) {
     Lk = s.hgt * s.wid;
@@ -694,6 +736,10 @@ struct HeadWork {
     Dhp = round_up(s.Dh, lanes<T>());
     Dvp = round_up(s.Dv, lanes<T>());
     Cmax = round_up(std::min(s.chunk, s.Lq), kRowBlock);
+    for (int64_t j = 0; j < Nk; j += lanes<T>()) {
+      key_row.push_back(j / s.wid);
+      key_col.push_back(j % s.wid);
+    }
     k_t.resize(Dhp * Nk);
     logits.resize(Cmax * Nk);
     q_pad.resize(Cmax * Dhp);
@@ -775,6 +821,7 @@ template <typename T>
 struct ChunkBias {
   typedef typename Vector<T>::type V;
   const T *rows, *cols, *key_mask, *filled;
+  const int64_t *key_row, *key_col;  // per vector of keys (HeadWork)
   int64_t hgt, wid, Lk, Nk, query0, C;
 
   bool direct() const { return filled == nullptr; }
@@ -783,8 +830,8 @@ struct ChunkBias {
     if (!direct()) return load<V>(filled + m * Nk + j);
     if (j >= Lk) return V{} - T(INFINITY);
     if (m >= C) return V{};
-    const int64_t query = query0 + m;
-    V value = rows[query * hgt + j / wid] + load<V>(cols + query * wid + j % wid);
+    const int64_t query = query0 + m, vector = j / lanes<T>();
+    V value = rows[query * hgt + key_row[vector]] + load<V>(cols + query * wid + key_col[vector]);
     if (key_mask) value += load<V>(key_mask + j);
     return value;
   }
@@ -793,12 +840,13 @@ struct ChunkBias {
 // Where each vector of keys lies within one grid row, the chunk's bias is read in place;
 // otherwise it is written into buffer first.
 template <typename T>
-ChunkBias<T> chunk_bias(T* buffer, const AttentionSizes& s, int64_t Nk, int64_t query0,
+ChunkBias<T> chunk_bias(T* buffer, const HeadWork<T>& w, const AttentionSizes& s, int64_t query0,
                         int64_t C, int64_t Cp, const T* rows, const T* cols, const T* key_mask) {
   const bool direct = s.wid % lanes<T>() == 0;
-  if (!direct) fill_bias(buffer, s, Nk, query0, C, Cp, rows, cols, key_mask);
-  return ChunkBias<T>{rows, cols, key_mask, direct ? nullptr : buffer, s.hgt, s.wid,
-                      s.hgt * s.wid, Nk, query0, C};
+  if (!direct) fill_bias(buffer, s, w.Nk, query0, C, Cp, rows, cols, key_mask);
+  return ChunkBias<T>{rows,          cols,          key_mask, direct ? nullptr : buffer,
+                      w.key_row.data(), w.key_col.data(), s.hgt, s.wid,
+                      s.hgt * s.wid, w.Nk,          query0,   C};
 }
 
 // Forward: out (BH, Lq, Dv) and lse (BH, Lq) from q (BH, Lq, Dh), k (BH, Lk, Dh), v (BH, Lk, Dv),
@@ -825,7 +873,7 @@ void attention_forward(const T* q, const T* k, const T* v, const T* rows, const 
           for (int64_t d = 0; d < s.Dh; ++d)
             w.q_pad[m * w.Dhp + d] = q[(query0 + m) * s.Dh + d] * scale;
         const ChunkBias<T> bias =
-            chunk_bias(logits, s, w.Nk, query0, C, Cp, rows, cols, key_mask);
+            chunk_bias(logits, w, s, query0, C, Cp, rows, cols, key_mask);
         std::fill(best.begin(), best.end(), V{} - T(INFINITY));
         constexpr int NB = 4;
         product_rows_keys<T, 4, NB>(
@@ -915,7 +963,7 @@ void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, c
         // keys lies within one grid row) the bias gradients: d logits summed over each grid row
         // and each grid column
         const ChunkBias<T> bias =
-            chunk_bias(probs, s, w.Nk, query0, C, Cp, rows, cols, key_mask);
+            chunk_bias(probs, w, s, query0, C, Cp, rows, cols, key_mask);
         constexpr int NB = 4;
         const bool sums_inline = bias.direct() && s.wid % (NB * L) == 0;
         if (sums_inline) {
@@ -945,14 +993,14 @@ void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, c
               }
               if (!sums_inline || m >= C || j0 >= w.Lk) return;
               const int64_t query = query0 + m;
-              T* col_sum = grad_cols + query * s.wid + j0 % s.wid;
+              T* col_sum = grad_cols + query * s.wid + w.key_col[j0 / L];
               V total = {};
 #pragma GCC unroll 16
               for (int n = 0; n < NB; ++n) {
                 store(col_sum + n * L, load<V>(col_sum + n * L) + grads[n]);
                 total += grads[n];
               }
-              grad_rows[query * s.hgt + j0 / s.wid] += lane_sum(total);
+              grad_rows[query * s.hgt + w.key_row[j0 / L]] += tree_sum(total);
             });
         // otherwise the bias gradients in a pass of their own
         for (int64_t m = 0; m < C && !sums_inline; ++m) {
