@@ -147,6 +147,32 @@ inline auto lane_sum(const V& v) {
   return sum;
 }
 
+// The sum of a vector's lanes by the machine's shuffles (halves added pairwise), else in order.
+inline float tree_sum(const Vector<float>::type& v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps((__m512)v);
+#elif defined(__AVX__)
+  const __m256 x = (__m256)v;
+  __m128 half = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+  return _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
+#else
+  return lane_sum(v);
+#endif
+}
+
+inline double tree_sum(const Vector<double>::type& v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_pd((__m512d)v);
+#elif defined(__AVX__)
+  const __m256d x = (__m256d)v;
+  const __m128d half = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(half, _mm_unpackhi_pd(half, half)));
+#else
+  return lane_sum(v);
+#endif
+}
+
 // a * b + c with one rounding.
 inline Vector<float>::type fmadd(Vector<float>::type a, Vector<float>::type b,
                                  Vector<float>::type c) {
@@ -241,8 +267,8 @@ void mlp_forward(const T* anchors, int64_t N, const T* grid, int64_t G, const T*
           }
         }
         for (int h = 0; h < H; ++h) {
-          out[(n * G + g) * H + h] = lane_sum(acc0[h]);
-          out[(n * G + g1) * H + h] = lane_sum(acc1[h]);
+          out[(n * G + g) * H + h] = tree_sum(acc0[h]);
+          out[(n * G + g1) * H + h] = tree_sum(acc1[h]);
         }
       }
     }
@@ -530,32 +556,6 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
 constexpr int64_t kRowBlock = 8;
 constexpr int64_t kKeyBlock = 64;
 
-// The sum of a vector's lanes by the machine's shuffles (halves added pairwise), else in order.
-inline float tree_sum(const Vector<float>::type& v) {
-#if defined(__AVX512F__)
-  return _mm512_reduce_add_ps((__m512)v);
-#elif defined(__AVX__)
-  const __m256 x = (__m256)v;
-  __m128 half = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-  half = _mm_add_ps(half, _mm_movehl_ps(half, half));
-  return _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
-#else
-  return lane_sum(v);
-#endif
-}
-
-inline double tree_sum(const Vector<double>::type& v) {
-#if defined(__AVX512F__)
-  return _mm512_reduce_add_pd((__m512d)v);
-#elif defined(__AVX__)
-  const __m256d x = (__m256d)v;
-  const __m128d half = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(half, _mm_unpackhi_pd(half, half)));
-#else
-  return lane_sum(v);
-#endif
-}
-
 inline int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
 // a * b + c: one fused rounding where the machine has FMA, else a product and a sum (the
@@ -776,9 +776,25 @@ const T* padded_rows(const T* source, int64_t N, int64_t D, std::vector<T>& targ
 
 template <typename T>
 void pad_transposed(const T* source, int64_t N, int64_t D, T* target, int64_t Dp, int64_t cols) {
-  std::fill(target, target + Dp * cols, T(0));
+  if (N != cols || D != Dp) std::fill(target, target + Dp * cols, T(0));
   constexpr int64_t step = 16;  // a block of source rows stays in L1 while its columns are written
-  for (int64_t i0 = 0; i0 < N; i0 += step) {
+  int64_t i0 = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // 16 rows' element d in one gather (the rows are D apart; the offsets fit in 32 bits for
+    // the sizes served here)
+    if (16 * D < (int64_t(1) << 31)) {
+      const __m512i offsets = _mm512_mullo_epi32(
+          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+          _mm512_set1_epi32(int32_t(D)));
+      for (; i0 + step <= N; i0 += step)
+        for (int64_t d = 0; d < D; ++d)
+          _mm512_storeu_ps(target + d * cols + i0,
+                           _mm512_i32gather_ps(offsets, source + i0 * D + d, 4));
+    }
+  }
+#endif
+  for (; i0 < N; i0 += step) {
     const int64_t i1 = std::min(N, i0 + step);
     for (int64_t d = 0; d < D; ++d)
       for (int64_t i = i0; i < i1; ++i) target[d * cols + i] = source[i * D + d];
@@ -835,6 +851,26 @@ struct ChunkBias {
     if (key_mask) value += load<V>(key_mask + j);
     return value;
   }
+
+  // The bias of NB vectors of keys from j0, as at() gives them; where they lie in one grid row
+  // of a real query, the row's bias and the column pointer are looked up once.
+  template <int NB>
+  void block(int64_t m, int64_t j0, V* values) const {
+    constexpr int L = lanes<T>();
+    if (direct() && m < C && j0 + NB * L <= Lk && key_col[j0 / L] + NB * L <= wid) {
+      const int64_t query = query0 + m;
+      const T row_bias = rows[query * hgt + key_row[j0 / L]];
+      const T* col_bias = cols + query * wid + key_col[j0 / L];
+#pragma GCC unroll 16
+      for (int n = 0; n < NB; ++n) {
+        values[n] = row_bias + load<V>(col_bias + n * L);
+        if (key_mask) values[n] += load<V>(key_mask + j0 + n * L);
+      }
+      return;
+    }
+#pragma GCC unroll 16
+    for (int n = 0; n < NB; ++n) values[n] = at(m, j0 + n * L);
+  }
 };
 
 // Where each vector of keys lies within one grid row, the chunk's bias is read in place;
@@ -879,11 +915,12 @@ void attention_forward(const T* q, const T* k, const T* v, const T* rows, const 
         product_rows_keys<T, 4, NB>(
             w.q_pad.data(), w.Dhp, w.k_t.data(), nullptr, 0, nullptr, w.Nk, Cp,
             [&](int64_t m, int64_t j0, const V* sums) {
-              V top = best[m];
+              V top = best[m], biases[NB];
+              bias.template block<NB>(m, j0, biases);
 #pragma GCC unroll 16
               for (int n = 0; n < NB; ++n) {
                 const int64_t j = j0 + n * L;
-                const V x = sums[n] + bias.at(m, j);
+                const V x = sums[n] + biases[n];
                 store(logits + m * w.Nk + j, x);
                 top = x > top ? x : top;
               }
@@ -976,10 +1013,12 @@ void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, c
             w.q_pad.data(), w.Dhp, w.k_t.data(), w.g_pad.data(), w.Dvp, w.v_t.data(), w.Nk, Cp,
             [&](int64_t m, int64_t j0, const V* sums) {
               const T shift = w.lse[m];
+              V biases[NB];
+              bias.template block<NB>(m, j0, biases);
 #pragma GCC unroll 16
               for (int n = 0; n < NB; ++n) {
                 const int64_t j = j0 + n * L;
-                store(probs + m * w.Nk + j, exp_vector(sums[n] + bias.at(m, j) - shift));
+                store(probs + m * w.Nk + j, exp_vector(sums[n] + biases[n] - shift));
               }
             },
             [&](int64_t m, int64_t j0, const V* sums) {
