@@ -573,7 +573,6 @@ inline V mul_add(const V& a, const V& b, const V& c) {
 // are 0), evaluated with fused multiply-adds (results within an ulp of exp_value's).
 inline Vector<float>::type exp_vector(Vector<float>::type x) {
   typedef Vector<float>::type V;
-  typedef int32_t VI __attribute__((vector_size(kVectorBytes)));
   const V cutoff = broadcast<V>(-44.3614196f), magic = broadcast<V>(12582912.0f);
   const V clamped = x < cutoff ? cutoff : x;
   const V shifted = mul_add(clamped, broadcast<V>(1.44269504088896341f), magic);
@@ -587,9 +586,14 @@ inline Vector<float>::type exp_vector(Vector<float>::type x) {
   p = mul_add(p, r, broadcast<V>(1.6666665459e-1f));
   p = mul_add(p, r, broadcast<V>(5.0000001201e-1f));
   p = mul_add(p, r * r, r) + 1.0f;
-  const VI exponent = (VI)shifted - 0x4B400000;
-  const V power = (V)((exponent + 127) << 23);
-  return x < cutoff ? V{} : p * power;
+#if defined(__AVX512F__)
+  const V scaled = (V)_mm512_scalef_ps((__m512)p, (__m512)n);  // p · 2^n in one instruction
+#else
+  typedef int32_t VI __attribute__((vector_size(kVectorBytes)));
+  const VI exponent = (VI)shifted - 0x4B400000;  // = n
+  const V scaled = p * (V)((exponent + 127) << 23);
+#endif
+  return x < cutoff ? V{} : scaled;
 }
 
 inline Vector<double>::type exp_vector(Vector<double>::type x) {
