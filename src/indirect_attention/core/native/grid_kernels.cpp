@@ -24,6 +24,8 @@
 //   lse and delta (BH, Lq).
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <type_traits>
 #if defined(__SSE__) || defined(__FMA__)
 #include <immintrin.h>
@@ -65,6 +67,38 @@ void parallel_for(int64_t count, int threads, const Fn& fn) {
     const int64_t begin = worker * step, end = std::min(count, begin + step);
     if (begin < end) fn(begin, end, int(worker));
   }
+}
+
+// Runs fn(next) once per worker on the OpenMP pool, where next() hands out the indices
+// [0, count) one at a time, first come first served (a worker slowed by another process takes
+// fewer), then -1; denormals are flushed. An exception in one worker stops the hand-out and is
+// rethrown here (none may leave an OpenMP region).
+template <typename Fn>
+void parallel_dynamic(int64_t count, int threads, const Fn& fn) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, count));
+  std::atomic<int64_t> counter{0};
+  const auto next = [&]() -> int64_t {
+    const int64_t index = counter.fetch_add(1);
+    return index < count ? index : -1;
+  };
+  if (parts == 1) {
+    const FlushDenormals flush;
+    fn(next);
+    return;
+  }
+  std::exception_ptr error;
+#pragma omp parallel num_threads(parts)
+  {
+    const FlushDenormals flush;
+    try {
+      fn(next);
+    } catch (...) {
+#pragma omp critical
+      if (!error) error = std::current_exception();
+      counter = count;
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 // exp for the softmax in float: Cody-Waite range reduction and a degree-6 polynomial (about
@@ -543,10 +577,11 @@ void softmax_backward(T* grad, const T* probs, const T* delta, ChunkLayout s, T*
 
 // ---- The fused attention: register-blocked products around the biased softmax ----------------
 //
-// One head at a time (each worker owns whole heads, so its key and value gradients need no
-// reduction across workers), a chunk of C queries at a time. The chunk's (C, Lk) logits live in
-// a per-worker buffer that stays in L2 (32 × 4096 floats = 512 KiB), and the five products of
-// the backward pass and the two of the forward pass run here as register-blocked loops
+// One head at a time (each worker takes whole heads as it becomes free, so its key and value
+// gradients need no reduction across workers and the results do not depend on the thread
+// count), a chunk of C queries at a time. The chunk's (C, Lk) logits live in a per-worker
+// buffer that stays in L2 (32 × 4096 floats = 512 KiB), and the five products of the backward
+// pass and the two of the forward pass run here as register-blocked loops
 // (a block of rows × a few vectors of accumulators, one broadcast and one fma per element), with
 // the bias, the exponential and the softmax gradient applied as each block leaves the registers.
 // Sizes are padded inside: the chunk's rows to a multiple of kRowBlock, the keys to a multiple
@@ -896,11 +931,11 @@ void attention_forward(const T* q, const T* k, const T* v, const T* rows, const 
                        const T* mask, AttentionSizes s, T scale, T* out, T* lse, int threads) {
   typedef typename Vector<T>::type V;
   constexpr int L = lanes<T>();
-  parallel_for(s.BH, threads, [&](int64_t begin, int64_t end, int) {
+  parallel_dynamic(s.BH, threads, [&](const auto& next) {
     HeadWork<T> w(s, false);
     std::vector<V> best(w.Cmax);
     std::vector<T> inverse(w.Cmax);
-    for (int64_t bh = begin; bh < end; ++bh) {
+    for (int64_t bh = next(); bh >= 0; bh = next()) {
       pad_transposed(k + bh * w.Lk * s.Dh, w.Lk, s.Dh, w.k_t.data(), w.Dhp, w.Nk);
       const T* v_rows = padded_rows(v + bh * w.Lk * s.Dv, w.Lk, s.Dv, w.v_pad, w.Dvp, w.Nk);
       const T* key_mask = mask ? mask + (bh / s.heads) * w.Lk : nullptr;
@@ -972,9 +1007,9 @@ void attention_backward(const T* grad_out, const T* q, const T* k, const T* v, c
                         T* grad_rows, T* grad_cols, int threads) {
   typedef typename Vector<T>::type V;
   constexpr int L = lanes<T>();
-  parallel_for(s.BH, threads, [&](int64_t begin, int64_t end, int) {
+  parallel_dynamic(s.BH, threads, [&](const auto& next) {
     HeadWork<T> w(s, true);
-    for (int64_t bh = begin; bh < end; ++bh) {
+    for (int64_t bh = next(); bh >= 0; bh = next()) {
       const T* k_head = k + bh * w.Lk * s.Dh;
       pad_transposed(k_head, w.Lk, s.Dh, w.k_t.data(), w.Dhp, w.Nk);
       const T* k_rows = padded_rows(k_head, w.Lk, s.Dh, w.k_pad, w.Dhp, w.Nk);
