@@ -98,31 +98,52 @@ def test_compiled_grid_mlp_gradcheck(generator):
     assert torch.autograd.gradcheck(function, (anchors, *mlp.parameters()))
 
 
-def attention_inputs(generator, dtype, batch=2, heads=2, num_queries=7, height=3, width=5):
+def attention_inputs(
+    generator, dtype, batch=2, heads=2, num_queries=7, height=3, width=5, head_dim=4, value_dim=6
+):
     def draw(*shape, scale=1.0):
         tensor = torch.randn(shape, generator=generator, dtype=dtype) * scale
         return tensor.requires_grad_(True)
 
     keys = height * width
     return (
-        draw(batch, heads, num_queries, 4),
-        draw(batch, heads, keys, 4),
-        draw(batch, heads, keys, 6),
+        draw(batch, heads, num_queries, head_dim),
+        draw(batch, heads, keys, head_dim),
+        draw(batch, heads, keys, value_dim),
         draw(batch, heads, num_queries, height, scale=30.0),  # logits far apart: exp's range
         draw(batch, heads, num_queries, width, scale=30.0),
     )
+
+
+# (height, width, head_dim, value_dim) -> the compiled kernels that serve them: the fused
+# attention reads the bias in place where a grid row holds whole vectors (width 64) and sums its
+# gradient in the same pass where it holds whole blocks of 64 keys; heads wider than 8 vectors
+# take the per-chunk loops between BLAS products
+SHAPES = {
+    (3, 5, 4, 6): {"attention_forward", "attention_backward"},
+    (2, 64, 32, 32): {"attention_forward", "attention_backward"},
+    (3, 48, 8, 5): {"attention_forward", "attention_backward"},
+    (3, 5, 136, 6): {"softmax_forward", "softmax_recompute", "softmax_backward"},
+}
 
 
 @needs_compiler
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("chunk_size", [1, 3, 32])
 @pytest.mark.parametrize("masked", [False, True])
-def test_compiled_softmax_equals_dense_attention(generator, calls, dtype, chunk_size, masked):
-    q, k, v, rows, cols = attention_inputs(generator, dtype)
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_compiled_softmax_equals_dense_attention(
+    generator, calls, dtype, chunk_size, masked, shape
+):
+    height, width, head_dim, value_dim = shape
+    q, k, v, rows, cols = attention_inputs(
+        generator, dtype, height=height, width=width, head_dim=head_dim, value_dim=value_dim
+    )
+    keys = height * width
     mask = None
     if masked:
-        mask = torch.zeros(2, 15, dtype=torch.bool)
-        mask[0, [0, 4, 14]] = True
+        mask = torch.zeros(2, keys, dtype=torch.bool)
+        mask[0, [0, 4, keys - 1]] = True
         mask[1] = True  # every key of this batch element masked
     out = grid_attend(q, k, v, rows=rows, cols=cols, key_padding_mask=mask, chunk_size=chunk_size)
     expected, _ = attend_reference(
@@ -132,13 +153,13 @@ def test_compiled_softmax_equals_dense_attention(generator, calls, dtype, chunk_
     leaves = (q, k, v, rows, cols)
     mine = torch.autograd.grad((out * cotangent).sum(), leaves)
     theirs = torch.autograd.grad((expected * cotangent).sum(), leaves)
-    assert set(calls) == {"softmax_forward", "softmax_recompute", "softmax_backward"}
+    assert set(calls) == SHAPES[shape]
     tolerance = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {}
     torch.testing.assert_close(out, expected, **tolerance)
     for name, a, b in zip(["q", "k", "v", "rows", "cols"], mine, theirs, strict=True):
         torch.testing.assert_close(a, b, **tolerance, msg=name)
     if masked:  # a masked key's value gets no gradient at all, not a denormal one
-        assert torch.all(mine[2][0, :, [0, 4, 14]] == 0)
+        assert torch.all(mine[2][0, :, [0, 4, keys - 1]] == 0)
 
 
 @needs_compiler
@@ -169,6 +190,26 @@ def test_one_thread_and_two_threads_agree(generator):
         torch.set_num_threads(previous)
     for a, b in zip(single, double, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_attention_is_the_same_on_one_and_two_threads(generator, calls, dtype):
+    """Each worker computes whole heads in the same order, so the thread count changes no bit."""
+    q, k, v, rows, cols = attention_inputs(generator, dtype, heads=3, num_queries=37, width=16)
+    cotangent = torch.randn(2, 3, 37, 6, generator=generator, dtype=dtype)
+    previous, results = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = grid_attend(q, k, v, rows=rows, cols=cols, chunk_size=8)
+            grads = torch.autograd.grad((out * cotangent).sum(), (q, k, v, rows, cols))
+            results.append((out, *grads))
+    finally:
+        torch.set_num_threads(previous)
+    assert set(calls) == {"attention_forward", "attention_backward"}
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_switched_off_by_the_environment_or_the_context(monkeypatch):
@@ -236,7 +277,7 @@ def test_float32_probabilities_below_2_to_the_minus_64_are_exactly_zero(generato
     v64.requires_grad_(True)
     grid_attend(q64, k64, v64, rows=rows.double(), cols=deep.double()).sum().backward()
     assert (v64.grad[0, 0, [1, 3]] > 0).all()
-    assert set(calls) >= {"softmax_forward", "softmax_backward"}
+    assert set(calls) >= {"attention_forward", "attention_backward"}
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +333,7 @@ def test_the_portable_build_serves_both_kernels(
         theirs = torch.autograd.grad(expected.sum(), leaves)
         for a, b in zip(mine, theirs, strict=True):
             check(a, b)
-        assert set(calls) == {"mlp_forward", "mlp_backward", "softmax_forward",
-                              "softmax_recompute", "softmax_backward"}  # fmt: skip
+        assert set(calls) == {"mlp_forward", "mlp_backward", "attention_forward",
+                              "attention_backward"}  # fmt: skip
     finally:
         native._load.cache_clear()

@@ -7,9 +7,10 @@ tensors. Here the queries are processed a chunk at a time: each chunk's bias is 
 q·kᵀ product, its probabilities and their gradient live only while that chunk is computed (they
 fit in cache), the backward pass recomputes them instead of storing them, and the bias gradients
 are reduced straight to rows and columns. Peak memory is O(chunk·Lk) instead of O(Lq·Lk), and
-nothing is approximated. On the CPU the element-wise passes (bias, mask, softmax, its backward
-and the row/column sums) run in compiled loops (:mod:`.native`) between PyTorch's matrix
-products; without a compiler, the same steps run as PyTorch operations. Both paths sit behind
+nothing is approximated. On the CPU the whole chunk (its matrix products register-blocked, with
+the bias, mask, softmax, its backward and the row/column sums applied to each block of logits in
+registers) runs in compiled loops (:mod:`.native`); without a compiler, the same steps run as
+PyTorch operations. Both paths sit behind
 one custom operator (:mod:`.grid_attention_op`), so ``torch.compile`` and ``torch.export`` trace
 through this function without a graph break.
 

@@ -8,8 +8,10 @@ columns. Registered with :mod:`torch.library` (fake implementations for shape pr
 backward operator as their autograd), they appear to ``torch.compile``, ``torch.export`` and
 ``torch.jit.trace`` as single operators, whichever path runs inside:
 
-- the compiled CPU loops of :mod:`.native` for the element-wise passes between PyTorch's matrix
-  products (where ``compiled`` is set and the library is built);
+- the compiled CPU loops of :mod:`.native` (where ``compiled`` is set and the library is built):
+  for head widths up to 8 vectors (128 float32 lanes with AVX-512) one fused call per pass that
+  runs the products too, register-blocked, with each chunk's logits kept in cache; for wider
+  heads the element-wise passes between PyTorch's matrix products;
 - the same steps as PyTorch operations otherwise: the reference path and the fallback.
 
 Shapes:
@@ -59,6 +61,21 @@ def _prepare(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return q_scaled, k_t, values
 
 
+def _fused(library, q: Tensor, v: Tensor) -> bool:
+    """Whether the fused attention of :mod:`.native` serves these sizes (not empty, heads of
+    at most 8 vectors)."""
+    if library is None or q.numel() == 0 or v.numel() == 0:
+        return False
+    return native.attention_covers(library, q.dtype, head_dim=q.shape[-1], value_dim=v.shape[-1])
+
+
+def _sizes(q: Tensor, v: Tensor, rows: Tensor, cols: Tensor, chunk: int) -> tuple[int, ...]:
+    """The sizes the fused attention reads: BH, H, Lq, h, w, Dh, Dv, chunk."""
+    batch, heads, num_queries, head_dim = q.shape
+    height, width = rows.shape[-1], cols.shape[-1]
+    return batch * heads, heads, num_queries, height, width, head_dim, v.shape[-1], chunk
+
+
 @torch.library.custom_op("indirect_attention::grid_attention", mutates_args=())
 def grid_attention_op(
     q: Tensor,
@@ -76,13 +93,23 @@ def grid_attention_op(
         q (B, H, Lq, Dh), k (B, H, Lk, Dh), v (B, H, Lk, Dv), rows (B, H, Lq, h),
         cols (B, H, Lq, w), mask (B, Lk) or None -> out (B, H, Lq, Dv), lse (B, H, Lq)
     """
-    batch, heads, num_queries, _ = q.shape
+    batch, heads, num_queries, head_dim = q.shape
     rows, cols = rows.contiguous(), cols.contiguous()
     mask = None if mask is None else mask.contiguous()
+    library = native.kernels(q, rows, cols) if compiled else None
+    if _fused(library, q, v):
+        # one compiled call: products, bias and softmax per head and chunk, in cache
+        out = q.new_empty((batch, heads, num_queries, v.shape[-1]))  # (B, H, Lq, Dv)
+        lse = q.new_empty((batch, heads, num_queries))  # (B, H, Lq)
+        native.call(
+            library, "attention_forward", q.dtype,
+            q.contiguous(), k.contiguous(), v.contiguous(), rows, cols, mask,
+            *_sizes(q, v, rows, cols, chunk), head_dim**-0.5, out, lse,
+        )  # fmt: skip
+        return out, lse
     q_scaled, k_t, values = _prepare(q, k, v)
     out = q.new_empty((batch * heads, num_queries, v.shape[-1]))  # (B·H, Lq, Dv)
     lse = q.new_empty((batch * heads, num_queries))  # (B·H, Lq)
-    library = native.kernels(q, rows, cols) if compiled else None
     if library is None:
         for start in range(0, num_queries, chunk):
             stop = min(start + chunk, num_queries)
@@ -140,6 +167,19 @@ def grid_attention_backward_op(
     batch, heads, num_queries, head_dim = q.shape
     rows, cols = rows.contiguous(), cols.contiguous()
     mask = None if mask is None else mask.contiguous()
+    library = native.kernels(q, rows, cols) if compiled else None
+    if _fused(library, q, v):
+        grad_out = grad_out.contiguous()  # (B, H, Lq, Dv)
+        delta = (grad_out * out).sum(-1).contiguous()  # (B, H, Lq)
+        grads = [
+            torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v, rows, cols)
+        ]
+        native.call(
+            library, "attention_backward", q.dtype,
+            grad_out, q.contiguous(), k.contiguous(), v.contiguous(), rows, cols, mask,
+            lse.contiguous(), delta, *_sizes(q, v, rows, cols, chunk), head_dim**-0.5, *grads,
+        )  # fmt: skip
+        return tuple(grads)
     q_scaled, k_t, values = _prepare(q, k, v)
     keys = k_t.transpose(1, 2)  # (B·H, Lk, Dh)
     v_t = values.transpose(1, 2).contiguous()  # (B·H, Dv, Lk)
@@ -152,7 +192,6 @@ def grid_attention_backward_op(
     grad_k = k_t.new_zeros(keys.shape)  # (B·H, Lk, Dh), contiguous (keys is a transpose)
     grad_v = values.new_zeros(values.shape)  # (B·H, Lk, Dv)
     grad_rows, grad_cols = torch.empty_like(rows), torch.empty_like(cols)
-    library = native.kernels(q, rows, cols) if compiled else None
     size = batch * heads * min(chunk, num_queries) * k_t.shape[-1]
     probs_buffer, grad_buffer = q_scaled.new_empty(size), q_scaled.new_empty(size)
     result = q_scaled.new_empty(batch * heads * min(chunk, num_queries) * head_dim)

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "attention_covers",
     "available",
     "call",
     "enabled",
@@ -56,7 +57,7 @@ _switched_off = False
 
 _P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
 # Arguments of ia_<name>_<f32|f64> (pointers to contiguous tensors, sizes, scalars); every
-# function but ``mlp_covers`` takes the thread count (C int) last, and all return a C int.
+# function but the ``*_covers`` queries takes the thread count (C int) last, and all return a C int.
 _LAYOUT = (_I, _I, _I, _I, _I, _I, _I)  # BH, heads, C, Lq, start, hgt, wid
 _SIGNATURES: dict[str, tuple] = {
     "mlp_covers": (_I, _I, _I),
@@ -65,6 +66,11 @@ _SIGNATURES: dict[str, tuple] = {
     "softmax_forward": (_P, _P, _P, _P, *_LAYOUT, _P, _P),
     "softmax_recompute": (_P, _P, _P, _P, *_LAYOUT, _P),
     "softmax_backward": (_P, _P, _P, *_LAYOUT, _P, _P),
+    "attention_covers": (_I, _I),
+    # q, k, v, rows, cols, mask; BH, heads, Lq, hgt, wid, Dh, Dv, chunk; scale; out, lse
+    "attention_forward": (*(_P,) * 6, *(_I,) * 8, _D, _P, _P),
+    # grad_out, q, k, v, rows, cols, mask, lse, delta; sizes; scale; the five gradients
+    "attention_backward": (*(_P,) * 9, *(_I,) * 8, _D, *(_P,) * 5),
 }
 _STATUS = {1: "sizes it does not cover", 2: "an exception in the compiled code (out of memory?)"}
 
@@ -143,7 +149,7 @@ def _load() -> ctypes.CDLL | None:
         for name, arguments in _SIGNATURES.items():
             for suffix in _SUFFIX.values():
                 function = getattr(library, f"ia_{name}_{suffix}")
-                threads = () if name == "mlp_covers" else (ctypes.c_int,)
+                threads = () if name.endswith("_covers") else (ctypes.c_int,)
                 function.argtypes = [*arguments, *threads]
                 function.restype = ctypes.c_int
         return library
@@ -239,3 +245,10 @@ def mlp_covers(
 ) -> bool:
     """Whether the compiled MLP serves these sizes (R inputs, K hidden units, H outputs)."""
     return bool(getattr(library, f"ia_mlp_covers_{_SUFFIX[dtype]}")(inputs, hidden, outputs))
+
+
+def attention_covers(
+    library: ctypes.CDLL, dtype: torch.dtype, *, head_dim: int, value_dim: int
+) -> bool:
+    """Whether the fused attention serves these head widths (Dh and Dv up to 8 vectors each)."""
+    return bool(getattr(library, f"ia_attention_covers_{_SUFFIX[dtype]}")(head_dim, value_dim))
