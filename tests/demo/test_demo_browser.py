@@ -84,16 +84,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(files: dict[str, Path]):
+def server(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """``ia demo --port P --threshold 0`` (the shipped detector, as a new user starts it) in its
     own process; its URL."""
     argv = [sys.executable, "-m", "indirect_attention", "demo"]
     argv += ["--port", str(_free_port()), "--threshold", "0"]
     argv += ["--device", "cpu", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    # stderr to a file, never an unread pipe: a full pipe would block the server's writes
+    log = tmp_path_factory.mktemp("demo-server") / "stderr.txt"
+    errors = log.open("w")
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(
         target=lambda: [lines.put(line) for line in process.stdout], daemon=True
@@ -104,12 +105,19 @@ def server(files: dict[str, Path]):
         first = ""
     if "serving http://" not in first:
         process.kill()
-        pytest.fail(f"ia demo did not start: {first!r} {process.stderr.read()}", pytrace=False)
+        process.wait()
+        pytest.fail(f"ia demo did not start: {first!r} {log.read_text()}", pytrace=False)
     url = first.split("serving ", 1)[1].split()[0]
     yield {"url": url, "process": process}
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"ia demo did not stop on Ctrl-C: {log.read_text()[-2000:]}")
+    errors.close()
 
 
 def _rows_equal(found: list[dict], expected: list[dict]) -> None:

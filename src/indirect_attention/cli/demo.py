@@ -94,6 +94,7 @@ def _stop_on_sigterm() -> None:
 def _demo(args: argparse.Namespace) -> int:
     import sys
     import tempfile
+    import threading
     import time
 
     import torch
@@ -133,6 +134,8 @@ def _demo(args: argparse.Namespace) -> int:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             print("ia demo: stopped", file=sys.stderr)
-        finally:
-            app.close()
+        finally:  # bounded: an open browser connection must not keep Ctrl-C from stopping it
+            closer = threading.Thread(target=app.close, daemon=True)
+            closer.start()
+            closer.join(timeout=10)
     return 0
