@@ -50,6 +50,7 @@ __all__ = [
     "coco_ap50",
     "coco_eval",
     "coco_summary",
+    "greedy_match",
     "mean_ap",
     "per_image_ap50",
     "score_coco_json",
@@ -108,7 +109,7 @@ def _ground_truth(gt: Sequence[ImageRecord]) -> dict[tuple, tuple[np.ndarray, np
     }
 
 
-def _match(
+def greedy_match(
     dets: list[Detection], boxes: np.ndarray, difficult: np.ndarray, threshold: float
 ) -> list[int]:
     """Greedy matching in score order: 1 true positive, 0 false positive, -1 ignored (difficult)."""
@@ -164,7 +165,9 @@ def voc_ap50(
                 (image_id, category), (np.zeros((0, 4)), np.zeros(0, bool))
             )
             for (rank, _), flag in zip(
-                items, _match([d for _, d in items], boxes, difficult, iou_threshold), strict=True
+                items,
+                greedy_match([d for _, d in items], boxes, difficult, iou_threshold),
+                strict=True,
             ):
                 flags[rank] = flag
         kept = flags[flags >= 0]
@@ -252,7 +255,7 @@ def per_image_ap50(gt: Sequence[ImageRecord], detections: Sequence[Detection]) -
         scored = []
         for draw in draws:
             run = sorted((d for d in dets if d.draw == draw), key=lambda d: -d.score)
-            flags = _match(run, boxes, np.zeros(len(boxes), dtype=bool), 0.5)
+            flags = greedy_match(run, boxes, np.zeros(len(boxes), dtype=bool), 0.5)
             scored += [(d.score, f) for d, f in zip(run, flags, strict=True)]
         scored.sort(key=lambda item: -item[0])
         hits = np.asarray([f for _, f in scored], dtype=np.float64)

@@ -84,7 +84,8 @@ def recommended_threshold(
 
     Each validation scene is searched with a query of one of its classes (``detect``, no
     threshold); a detection is right when it overlaps a not yet matched instance of that class
-    with IoU >= 0.5 (best scores first). Thresholds 0.05, 0.06, ..., 0.95 are tried.
+    with IoU above 0.5, best scores first (:func:`.metrics.greedy_match`, as VOC AP50 counts
+    it). Thresholds 0.05, 0.06, ..., 0.95 are tried.
 
     Args:
         model: The detector.
@@ -94,9 +95,10 @@ def recommended_threshold(
     Returns:
         ``(threshold, f1)``.
     """
-    from torchvision.ops import box_iou
+    import numpy as np
 
     from .detect import detect
+    from .metrics import Detection, greedy_match
     from .sources.emoji import EmojiSource
 
     pairs = EmojiSource().eval_pairs("val", count=episodes, draws=1, seed=seed)
@@ -106,14 +108,14 @@ def recommended_threshold(
         found = detect(model, pair.target(), pair.query(), threshold=0.0)  # type: ignore[arg-type]
         boxes = [o.box for o in truth[pair.image_id].objects if o.category == pair.category]
         instances += len(boxes)
-        overlap = box_iou(found.boxes, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
-        matched: set[int] = set()
-        for k in found.scores.argsort(descending=True).tolist():
-            best = int(overlap[k].argmax()) if len(boxes) else -1
-            hit = best >= 0 and best not in matched and bool(overlap[k, best] >= 0.5)
-            matched |= {best} if hit else set()
-            scores.append(float(found.scores[k]))
-            right.append(hit)
+        ranked = sorted(zip(found.scores.tolist(), found.boxes.tolist(), strict=True), reverse=True)
+        found_here = [Detection(pair.image_id, pair.category, tuple(b), s) for s, b in ranked]
+        flags = greedy_match(
+            found_here, np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+            np.zeros(len(boxes), dtype=bool), 0.5,
+        )  # fmt: skip
+        scores += [s for s, _ in ranked]
+        right += [flag == 1 for flag in flags]
     score, hit = torch.tensor(scores), torch.tensor(right, dtype=torch.float32)
     candidates = [round(0.05 + 0.01 * k, 2) for k in range(91)]
     f1 = [float(2 * hit[score >= t].sum() / ((score >= t).sum() + instances)) for t in candidates]
@@ -150,7 +152,7 @@ pass the run with `--checkpoint`.
 
 **Score threshold.** {threshold:.2f}, recorded in `config.json` and used by `ia detr detect`
 and `ia demo` when no `--threshold` is given: the best F1 ({f1:.3f}, a detection right at IoU
->= 0.5 with an instance of the query's class) over 0.05-0.95 on 200 validation scenes
+above 0.5 with an instance of the query's class) over 0.05-0.95 on 200 validation scenes
 (`indirect_attention.detection.pretrained.recommended_threshold`). This detector's scores are
 low (its best detections score about 0.4-0.6), so the usual 0.5 would drop many right boxes.
 
