@@ -63,6 +63,22 @@ def test_the_check_passes_at_the_largest_shape_the_bench_offers():
     assert report["passed"]
 
 
+def test_the_check_passes_at_the_default_set_up_where_one_tensor_was_judged_on_luck():
+    """S=64, Q=300 with the bench's own batch (2) and heads (8), as `ia bench attention --sizes
+    64 --queries 300` runs it. There the float32 reference rounded one MLP weight's gradient
+    about ten times better than ours (0.7e-6 against 7e-6, both float32 sums of 38,400 terms)
+    while its median error over the tensors was 1.5e-6; judged on that one draw the check failed
+    on rounding alone. It must pass, and a 1e-4 error must still fail (the test above)."""
+    config = AttentionBenchConfig()
+    report = check_equal(config, 64, 300)
+    single = report["float32"]
+    typical = sorted(single["reference_vs_float64"].values())
+    for name, error in single["ours_vs_float64"].items():
+        assert error <= single["allowed_vs_float64"][name], name
+        assert single["allowed_vs_float64"][name] <= 8 * max(typical[-1], 1e-6), name
+    assert report["passed"]
+
+
 def test_peak_memory_sees_a_large_allocation():
     baseline = reset_peak_memory()
     block = torch.ones(64, 1024, 1024)  # 256 MiB

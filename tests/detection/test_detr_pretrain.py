@@ -101,3 +101,26 @@ def test_prepare_caches_leaves_nothing_for_the_runs_to_compute(tmp_path, monkeyp
     pretrained_backbone(cache, settings, scale=data.scale, cache_dir=tmp_path, progress=False)
     with pytest.raises(AssertionError, match="computed again"):  # another seed: not prepared
         prepare_caches(replace(config, seed=1))
+
+
+def test_pre_training_reads_the_episodes_of_held_out_artists_as_they_were_rendered(
+    tmp_path,
+) -> None:
+    """With artists held out, the training episodes are drawn from the other artists, which
+    changes their instances; the stage must read them with the same settings (it read them with
+    the full bank and refused the cache as stale at the first episode whose count differed)."""
+    data = EmojiSource(
+        train_episodes=24, cache_dir=str(tmp_path), held_out_styles=("emojione", "fxemoji")
+    )
+    settings = data.episode_config()
+    seen, _ = split_classes(load_sprite_bank(), "train")
+    rows = episode_classes("train", 24, seen, episodes=settings)
+    rendered = EmojiEpisodes("train", length=24, config=settings)
+    for index, row in enumerate(rows):
+        episode = rendered.episode(index)
+        names = [episode.spec.category] * len(episode.boxes) + list(episode.distractor_classes)
+        assert [seen[k] for k in row] == names
+    assert rows != episode_classes("train", 24, seen)  # the settings do matter here
+    model = DetrModelConfig(dim=32, num_heads=2, num_layers=1, ffn_dim=64, num_queries=4)
+    prepare_caches(DetrTrainConfig(data=data, model=model, pretrain_steps=2, progress=False))
+    assert list((tmp_path / "without-emojione+fxemoji").glob("backbone-small-*.pt"))

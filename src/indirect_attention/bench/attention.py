@@ -29,6 +29,7 @@ import argparse
 import gc
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -155,9 +156,12 @@ _FUNCTIONS = {
 
 # Float32 agreement is judged against float32's own rounding: ours and the reference, both run in
 # float32, are measured against the reference run in float64, and ours may be off by at most
-# ROUNDING_ALLOWANCE times the reference's own error (per tensor; at least float32's epsilon, for
-# a tensor the reference happens to round exactly). A fixed threshold fails on rounding alone
-# at large sizes (a sum over 4096 keys rounds to several 1e-6). Float64 is held to a fixed bound.
+# ROUNDING_ALLOWANCE times the reference's own rounding at this shape. That rounding is read per
+# tensor, but never below the median over the tensors: one tensor's error is a single draw, and a
+# sum the reference happens to round well (0.7e-6 against a median of 1.5e-6, one MLP weight's
+# gradient at S=64, Q=300) would hold ours to an accident of the reference's summation order
+# rather than to float32. A fixed threshold fails on rounding alone at large sizes (a sum over
+# 4096 keys rounds to several 1e-6). Float64 is held to a fixed bound.
 ROUNDING_ALLOWANCE = 8.0
 FLOAT64_LIMIT = 1e-10
 _FLOAT32_EPSILON = torch.finfo(torch.float32).eps
@@ -187,7 +191,8 @@ def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
     with plain PyTorch operations. Float64: ours within :data:`FLOAT64_LIMIT` (relative) of the
     reference. Float32: ours and the reference are both measured against the float64 reference;
     ours passes where its error is at most :data:`ROUNDING_ALLOWANCE` times the float32
-    reference's own (or than float32's epsilon, where that is larger).
+    reference's own, or times the median of the reference's errors over all tensors (at least
+    float32's epsilon) where that is larger.
     """
     inputs = _build(config, size, queries, fast=True, dtype=torch.float64)
     names = ["out", "q", "k", "v"] + [f"mlp.{n}" for n, _ in inputs.box_bias.named_parameters()]
@@ -211,7 +216,8 @@ def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
         }
         if dtype == torch.float32:
             own = _relative_errors(names, reference, exact)  # the reference's own rounding
-            allowed = {n: ROUNDING_ALLOWANCE * max(e, _FLOAT32_EPSILON) for n, e in own.items()}
+            typical = max(statistics.median(own.values()), _FLOAT32_EPSILON)
+            allowed = {n: ROUNDING_ALLOWANCE * max(e, typical) for n, e in own.items()}
             worst = {n: max(errors[n] for errors in vs_exact.values()) for n in names}
             entry.update(
                 reference_vs_float64=own,

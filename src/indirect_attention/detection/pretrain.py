@@ -35,7 +35,7 @@ from tqdm import tqdm
 from .backbone import Backbone
 from .data import EmojiEpisodes, load_sprite_bank
 from .data.emoji_dataset import episode_tensors
-from .data.emoji_episodes import sample_episode, split_classes
+from .data.emoji_episodes import EpisodeConfig, sample_episode, split_classes
 from .preprocess import resize
 
 __all__ = ["PretrainConfig", "episode_classes", "pretrained_backbone", "random_crops"]
@@ -66,14 +66,17 @@ class PretrainConfig:
     check_episodes: int = 200
 
 
-def episode_classes(split: str, count: int, classes: tuple[str, ...]) -> list[list[int]]:
+def episode_classes(
+    split: str, count: int, classes: tuple[str, ...], *, episodes: EpisodeConfig | None = None
+) -> list[list[int]]:
     """Class indices (into ``classes``) of the instances of episodes ``0..count-1`` of ``split``,
-    positives first, in the order of the cached boxes; the query's class is element 0."""
+    positives first, in the order of the cached boxes; the query's class is element 0.
+    ``episodes`` must be the settings the episodes were rendered with (e.g. the artists kept)."""
     bank = load_sprite_bank()
     lookup = {name: k for k, name in enumerate(classes)}
     rows = []
     for index in range(count):
-        spec = sample_episode(bank, split, index)
+        spec = sample_episode(bank, split, index, config=episodes)
         names = [p.category for p in spec.positives] + [d.category for d in spec.distractors]
         rows.append([lookup[name] for name in names])
     return rows
@@ -146,10 +149,12 @@ def _rescaled(images: Tensor, scale: float) -> Tensor:
 
 
 @torch.no_grad()
-def _matching_accuracy(model: _Classifier, split: str, episodes: int, scale: float) -> float:
+def _matching_accuracy(
+    model: _Classifier, split: str, episodes: int, scale: float, settings: EpisodeConfig | None
+) -> float:
     """Nearest-neighbour matching with pooled features: on each rendered episode, is the crop most
     similar to the query image one of the query's class? (The chance level is positives / objects.)"""
-    data = EmojiEpisodes(split, length=episodes)
+    data = EmojiEpisodes(split, length=episodes, config=settings)
     hits = 0
     for index in range(episodes):
         episode = data.episode(index)
@@ -169,6 +174,7 @@ def pretrained_backbone(
     scale: float,
     cache_dir: str | Path = "runs/cache",
     progress: bool = True,
+    episodes: EpisodeConfig | None = None,
 ) -> tuple[dict[str, Tensor], dict]:
     """The pre-trained backbone ``state_dict`` and its report, trained once and then cached.
 
@@ -178,13 +184,17 @@ def pretrained_backbone(
         scale: Resize factor of the cached episodes (for the matching check).
         cache_dir: Where the result is cached.
         progress: Show a progress bar.
+        episodes: The settings ``cache`` was rendered with (the artists kept, when some are held
+            out); the same settings draw the matching check's episodes.
     """
     cache_dir = Path(cache_dir)
     path = _cache_path(config, cache, cache_dir)
     if not path.exists():
         with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is the same either way
             torch.manual_seed(config.seed)
-            state, report = _pretrain(cache, config, scale=scale, progress=progress)
+            state, report = _pretrain(
+                cache, config, scale=scale, progress=progress, episodes=episodes
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs side by side may race here
         torch.save({"backbone": state, "report": json.dumps(report)}, tmp)
@@ -194,10 +204,15 @@ def pretrained_backbone(
 
 
 def _pretrain(
-    cache: dict[str, Tensor], config: PretrainConfig, *, scale: float, progress: bool
+    cache: dict[str, Tensor],
+    config: PretrainConfig,
+    *,
+    scale: float,
+    progress: bool,
+    episodes: EpisodeConfig | None,
 ) -> tuple[dict[str, Tensor], dict]:
     seen, _ = split_classes(load_sprite_bank(), "train")
-    classes = episode_classes("train", len(cache["targets"]), seen)
+    classes = episode_classes("train", len(cache["targets"]), seen, episodes=episodes)
     episode, boxes, labels = _instances(cache, classes)
     query_labels = torch.tensor([names[0] for names in classes])
     generator = torch.Generator().manual_seed(config.seed)
@@ -234,8 +249,8 @@ def _pretrain(
         "config": asdict(config),
         "train_accuracy_last_100_steps": correct / max(1, seen_count),
         "matching_accuracy": {
-            "seen": _matching_accuracy(model, "test_seen", config.check_episodes, scale),
-            "unseen": _matching_accuracy(model, "test", config.check_episodes, scale),
+            split: _matching_accuracy(model, name, config.check_episodes, scale, episodes)
+            for split, name in (("seen", "test_seen"), ("unseen", "test"))
         },
     }
     return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}, report

@@ -160,6 +160,7 @@ class _EmojiTrainingSet(TrainingSet):
             scale=self.source.scale,
             cache_dir=self.source.cache_root(),
             progress=progress,
+            episodes=self.source.episode_config(),
         )
 
 
