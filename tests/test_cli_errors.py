@@ -141,6 +141,7 @@ EMPTY_COCO_EVAL = ["detr", "eval", "--checkpoint", "{ws}/model.pt", "--data", "c
 EMPTY_COCO_EVAL += ["--val-json", "{ws}/empty_coco.json", "--unseen-classes", "blue"]
 DETECT = ["detr", "detect", "--checkpoint", "{ws}/model.pt", "--query", "{ws}/image.png"]
 DETECT += ["--target", "{ws}/image.png"]
+GPU = ["bench", "gpu", "--device", "cpu"]  # on the CPU: the rows below never need a device
 
 # (argv, what the one line must contain: the culprit), "{ws}" is the workspace folder.
 CASES = [
@@ -186,6 +187,17 @@ CASES = [
     (["theory", "--out", "{ws}/th", "--seed", "-2"], "--seed"),
     (["bench", "attention", "--out", "{ws}/b", "--sizes", "0"], "--sizes"),
     (["bench", "train", "--out", "{ws}/b", "--repeats", "0"], "--repeats"),
+    ([*GPU, "--out", "{ws}/b", "--target-size", "0"], "--target-size"),
+    ([*GPU, "--out", "{ws}/b", "--query-size", "-1"], "--query-size"),
+    ([*GPU, "--out", "{ws}/b", "--warmup", "-1"], "--warmup"),
+    ([*GPU, "--out", "{ws}/b", "--num-queries", "0"], "--num-queries"),
+    ([*GPU, "--out", "{ws}/b", "--batch-size", "0"], "--batch-size"),
+    ([*GPU, "--out", "{ws}/b", "--layers", "0"], "--layers"),
+    ([*GPU, "--out", "{ws}/b", "--sizes", "64,0"], "--sizes"),
+    ([*GPU, "--out", "{ws}/b", "--parts", "attention,bogus"], "--parts"),
+    ([*GPU, "--out", "{ws}/b", "--dtypes", "fp16"], "--dtypes"),
+    (["bench", "gpu", "--out", "{ws}/b", "--device", "mps"], "--device"),
+    ([*GPU, "--out", "{ws}/run"], "--overwrite"),
     (["reproduce", "--out", "{ws}/r", "--profile", "huge"], "--profile"),
     (["data", "show", "--out", "{ws}/grid.png", "--n", "0"], "--n"),
     (["data", "export", "--out", "{ws}/export", "--limit", "0"], "--limit"),

@@ -100,18 +100,20 @@ def _build(
     fast: bool,
     dtype,
     hidden_dim: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> _Inputs:
     generator = torch.Generator().manual_seed(config.seed)
     shape_q = (config.batch, config.num_heads, queries, config.head_dim)
     shape_k = (config.batch, config.num_heads, size * size, config.head_dim)
 
     def draw(shape):
-        # drawn in float32 for every dtype: the float64 run computes on the same numbers
-        return torch.randn(shape, generator=generator).to(dtype).requires_grad_(True)
+        # drawn in float32 on the CPU for every dtype and device: all compute on the same numbers
+        drawn = torch.randn(shape, generator=generator)
+        return drawn.to(device=device, dtype=dtype).requires_grad_(True)
 
     centres = torch.rand(config.batch, queries, 2, generator=generator) * 0.8 + 0.1
     sizes = torch.rand(config.batch, queries, 2, generator=generator) * 0.45 + 0.05
-    boxes = torch.cat([centres, sizes], dim=-1).to(dtype)  # (B, Q, 4) cxcywh
+    boxes = torch.cat([centres, sizes], dim=-1).to(device=device, dtype=dtype)  # (B, Q, 4) cxcywh
     torch.manual_seed(config.seed)
     hidden = config.hidden_dim if hidden_dim is None else hidden_dim
     box_bias = BoxRelativeBias(config.num_heads, hidden_dim=hidden, fast=fast)
@@ -120,7 +122,7 @@ def _build(
             torch.nn.init.trunc_normal_(module.weight, std=0.02)
             if module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
-    box_bias = box_bias.to(dtype)
+    box_bias = box_bias.to(device=device, dtype=dtype)
     return _Inputs(draw(shape_q), draw(shape_k), draw(shape_k), boxes, box_bias, size)
 
 

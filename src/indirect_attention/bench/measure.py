@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -15,7 +16,16 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["machine_info", "peak_memory_mib", "reset_peak_memory", "run_in_subprocess", "time_call"]
+__all__ = [
+    "machine_info",
+    "peak_memory_mib",
+    "release_memory",
+    "reset_peak_memory",
+    "run_in_subprocess",
+    "synchronize",
+    "time_call",
+    "time_on_device",
+]
 
 _STATUS = Path("/proc/self/status")
 
@@ -92,3 +102,53 @@ def run_in_subprocess(module: str, arguments: list[str], *, timeout: float = 900
         )
     lines = [line for line in process.stdout.splitlines() if line.strip()]
     return json.loads(lines[-1])
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA runs asynchronously; the CPU needs nothing)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def release_memory(device: torch.device) -> None:
+    """Collect garbage and hand ``device``'s cached blocks back, between measurements."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def time_on_device(
+    function: Callable[[], object], *, repeats: int, warmup: int, device: torch.device
+) -> dict:
+    """Milliseconds of ``function()`` on ``device`` (median, minimum) and its peak memory.
+
+    ``warmup`` untimed calls come first (they pay any compilation); the device is synchronised
+    after each timed call. Peak memory is over the timed calls: on CUDA
+    ``torch.cuda.max_memory_allocated`` (what is held throughout, weights and inputs, included);
+    on the CPU the resident memory above the level before them (:func:`peak_memory_mib`).
+    """
+    for _ in range(warmup):
+        function()
+    synchronize(device)
+    gc.collect()
+    baseline = 0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        baseline = reset_peak_memory()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = peak_memory_mib(baseline)
+    return {
+        "median_ms": statistics.median(samples),
+        "min_ms": min(samples),
+        "peak_mib": peak,
+        "repeats": repeats,
+    }

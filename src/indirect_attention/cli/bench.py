@@ -1,8 +1,10 @@
-"""``ia bench attention|train``: measured speed and memory, as ratios against same-run baselines."""
+"""``ia bench attention|train|scaling|gpu``: measured speed and memory, as ratios against
+same-run baselines."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 
@@ -18,8 +20,46 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _names(allowed: tuple[str, ...]):
+    """A parse type: a comma-separated, non-empty list of names from ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        values = [part.strip() for part in text.split(",") if part.strip()]
+        if not values or not set(values) <= set(allowed):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated names from {', '.join(allowed)}, got {text!r}"
+            )
+        return values
+
+    return parse
+
+
+def _gpu_device(text: str) -> str:
+    """``cuda``, ``cuda:N`` (a device this machine has) or ``cpu``; checked at parse time, so a
+    machine without CUDA is refused before anything on disk is touched."""
+    if not (text == "cpu" or re.fullmatch(r"cuda(:\d+)?", text)):
+        raise argparse.ArgumentTypeError(f"expected cuda, cuda:N or cpu, got {text!r}")
+    if text == "cpu":
+        return text
+    import torch
+
+    if not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(
+            f"{text}: no CUDA device is available here; expected a machine with a GPU "
+            "(or --device cpu to test the harness)"
+        )
+    index = torch.device(text).index or 0
+    if index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(
+            f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return text
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from ..bench.attention import VARIANTS
+    from ..bench.gpu import DTYPES
+    from ..bench.gpu import PARTS as GPU_PARTS
     from ..bench.scaling import SCALING_VARIANTS
     from ..bench.train import PARTS
 
@@ -76,6 +116,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--figure", default=None, help="where to save the figure (default: in --out)"
     )
     scaling.set_defaults(func=_scaling)
+    gpu = commands.add_parser(
+        "gpu",
+        help="on a CUDA device: FlexAttention's score-mod path against bias-free SDPA, and the "
+        "paper-scale detector's training step, IA against double-cross (make gpu-check)",
+    )
+    gpu.add_argument(
+        "--device", type=_gpu_device, default="cuda", help="cuda, cuda:N, or cpu (a test run)"
+    )
+    gpu.add_argument(
+        "--parts", type=_names(GPU_PARTS), default=list(GPU_PARTS), help="of " + ",".join(GPU_PARTS)
+    )
+    gpu.add_argument("--sizes", type=_ints, default=[64, 100], help="attention: map sides S")
+    gpu.add_argument("--queries", type=_ints, default=[300, 1800], help="attention: queries Q")
+    gpu.add_argument(
+        "--dtypes", type=_names(tuple(DTYPES)), default=list(DTYPES), help="attention: dtypes"
+    )
+    gpu.add_argument("--target-size", type=int, default=800, help="detector: target side (px)")
+    gpu.add_argument("--query-size", type=int, default=192, help="detector: query side (px)")
+    gpu.add_argument("--batch-size", type=int, default=8, help="detector: pairs per step")
+    gpu.add_argument("--layers", type=int, default=6, help="detector: decoder layers")
+    gpu.add_argument("--num-queries", type=int, default=300, help="detector: object queries")
+    gpu.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
+    gpu.add_argument("--warmup", type=int, default=2, help="untimed calls first (compilation)")
+    gpu.add_argument("--seed", type=int, default=0)
+    gpu.add_argument("--out", default="runs/bench-gpu")
+    gpu.set_defaults(func=_gpu)
 
 
 def _attention(args: argparse.Namespace) -> int:
@@ -144,3 +210,39 @@ def _scaling(args: argparse.Namespace) -> int:
     draw_bench_scaling(Path(args.out) / "results.json", figure)
     print(f"figure: {figure}")
     return 0
+
+
+def _gpu(args: argparse.Namespace) -> int:
+    from ..bench.gpu import GpuBenchConfig
+    from ..bench.gpu import run as run_gpu
+
+    config = GpuBenchConfig(
+        out=args.out,
+        device=args.device,
+        parts=args.parts,
+        sizes=args.sizes,
+        queries=args.queries,
+        dtypes=args.dtypes,
+        target_size=args.target_size,
+        query_size=args.query_size,
+        batch_size=args.batch_size,
+        num_layers=args.layers,
+        num_queries=args.num_queries,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        seed=args.seed,
+    )
+    results = run_gpu(config)
+    status = 0
+    failed = [key for key, check in results["equality"].items() if not check["passed"]]
+    if failed:
+        print(f"ours differs from the dense reference beyond float32 rounding at {failed}")
+        status = 1
+    for row in results["rows"]:
+        if "flex_failure" in row:
+            print(f"FlexAttention failed, the chunked path was timed: {row['flex_failure']}")
+            status = 1
+        if "error" in row:
+            print(f"a measurement failed ({row['part']}): {row['error']}")
+            status = 1
+    return status

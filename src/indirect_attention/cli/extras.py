@@ -34,6 +34,7 @@ _NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("theory",): ("plots",),
     ("bench", "attention"): ("detection",),
     ("bench", "train"): ("detection",),
+    ("bench", "gpu"): ("detection",),
     ("demo",): ("detection", "demo"),
     ("data", "build-emoji"): ("detection", "emoji-build"),
     ("data", "export"): ("detection", "demo"),

@@ -77,6 +77,7 @@ OUTPUTS: dict[tuple[str, ...], tuple[Output, ...]] = {
     ("theory",): (Output("out", "folder", _RUN + _FIGURES, run=True),),
     ("bench", "attention"): (Output("out", "folder", _RUN, run=True),),
     ("bench", "train"): (Output("out", "folder", _RUN, run=True),),
+    ("bench", "gpu"): (Output("out", "folder", _RUN, run=True),),
     ("data", "export"): (Output("out", "folder", None),),
     ("data", "show"): (Output("out", "file", suffix=".png"),),
 }
