@@ -24,11 +24,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..detection.losses import HungarianMatcher, SetCriterion
 from ..detection.model import IADETR, DetrOutput
 from ..detection.sources import CocoSource
-from ..detection.train import DetrTrainConfig, detr_loss, recipe
+from ..detection.train import (
+    DetrTrainConfig,
+    detr_criterion,
+    detr_loss,
+    detr_optimizer,
+    recipe,
+)
 from ..training.engine import StepResult, train_step
+from ..training.precision import grad_scaler
 
 __all__ = ["BOXES_PER_IMAGE", "DetectorStep", "build_detector_step"]
 
@@ -43,7 +49,7 @@ class DetectorStep:
     Attributes:
         config: The training config the recipe gave (model, loss weights, learning rates).
         model: The detector, on the device, in training mode.
-        optimizer: AdamW over DETR's two groups (transformer and heads; backbone).
+        optimizer: AdamW over DETR's two groups (:func:`~..detection.train.detr_optimizer`).
         step: One training step; returns what :func:`~..training.engine.train_step` returns.
     """
 
@@ -112,24 +118,9 @@ def build_detector_step(
     )
     torch.manual_seed(seed)
     model = IADETR(config.model, input_spec=source.input_spec(), seed=seed).to(device).train()
-    named = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for n, p in named if not n.startswith("backbone.")], "lr": config.lr},
-            {
-                "params": [p for n, p in named if n.startswith("backbone.")],
-                "lr": config.lr_backbone,
-            },
-        ],
-        weight_decay=config.weight_decay,
-    )
-    criterion = SetCriterion(
-        HungarianMatcher(),
-        weight_class=config.weight_class,
-        weight_bbox=config.weight_bbox,
-        weight_giou=config.weight_giou,
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    optimizer = detr_optimizer(model, config)
+    criterion = detr_criterion(config)
+    scaler = grad_scaler(precision, device)
     targets, queries, truth = _batch(
         batch_size=batch_size,
         target_size=target_size,

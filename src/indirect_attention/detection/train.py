@@ -81,7 +81,9 @@ __all__ = [
     "DetrTrainConfig",
     "Recipe",
     "config_record",
+    "detr_criterion",
     "detr_loss",
+    "detr_optimizer",
     "get_recipe",
     "prepare_caches",
     "recipe",
@@ -370,20 +372,36 @@ def _build(config: DetrTrainConfig, context: DistributedContext, device: torch.d
     if config.init_weights is not None:
         load_model_weights(model, config.init_weights)
     model.to(device)
-    # DETR's two groups: the backbone at its own learning rate, weight decay on every parameter.
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": _params(model, backbone=False), "lr": config.lr},
-            {"params": _params(model, backbone=True), "lr": config.lr_backbone},
-        ],
-        weight_decay=config.weight_decay,
-    )
+    optimizer = detr_optimizer(model, config)
     scaler = grad_scaler(config.precision, device)
     return _Run(config, context, device, model, optimizer, scaler, run_dir, started)
 
 
-def _params(model: IADETR, *, backbone: bool) -> list[torch.nn.Parameter]:
-    return [p for n, p in model.named_parameters() if n.startswith("backbone.") == backbone]
+def detr_criterion(config: DetrTrainConfig) -> SetCriterion:
+    """The set criterion (Hungarian matching, focal class loss, L1 and GIoU box losses) with
+    ``config``'s loss weights."""
+    return SetCriterion(
+        HungarianMatcher(),
+        weight_class=config.weight_class,
+        weight_bbox=config.weight_bbox,
+        weight_giou=config.weight_giou,
+    )
+
+
+def detr_optimizer(model: IADETR, config: DetrTrainConfig) -> torch.optim.AdamW:
+    """DETR's two groups: the backbone at ``lr_backbone``, the rest at ``lr``; weight decay on
+    every parameter."""
+
+    def params(*, backbone: bool) -> list[torch.nn.Parameter]:
+        return [p for n, p in model.named_parameters() if n.startswith("backbone.") == backbone]
+
+    return torch.optim.AdamW(
+        [
+            {"params": params(backbone=False), "lr": config.lr},
+            {"params": params(backbone=True), "lr": config.lr_backbone},
+        ],
+        weight_decay=config.weight_decay,
+    )
 
 
 def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.device) -> dict:
@@ -427,12 +445,7 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             rows = RunDir(source.parent).read_metrics()
             run.run_dir.rewrite_metrics([r for r in rows if r.get("epoch", 0) <= state.epoch])
     ddp_model = wrap_model(run.model, context, device)
-    criterion = SetCriterion(
-        HungarianMatcher(),
-        weight_class=config.weight_class,
-        weight_bbox=config.weight_bbox,
-        weight_giou=config.weight_giou,
-    )
+    criterion = detr_criterion(config)
     results: dict = {}
     for epoch in range(state.epoch, config.epochs):
         if epoch > state.epoch or state.batch == 0:
