@@ -169,11 +169,24 @@ FLOAT64_LIMIT = 1e-10
 _FLOAT32_EPSILON = torch.finfo(torch.float32).eps
 
 
-def _results(function, config: AttentionBenchConfig, size: int, queries: int, dtype) -> list:
+def _tensor_names(config: AttentionBenchConfig) -> list[str]:
+    """Names of the tensors :func:`_results` returns, in its order."""
+    box_bias = BoxRelativeBias(config.num_heads, hidden_dim=config.hidden_dim, fast=True)
+    return ["out", "q", "k", "v"] + [f"mlp.{n}" for n, _ in box_bias.named_parameters()]
+
+
+def _results(
+    function,
+    config: AttentionBenchConfig,
+    size: int,
+    queries: int,
+    dtype,
+    device: torch.device | str = "cpu",
+) -> list:
     """The output and the gradients of q, k, v and every MLP weight, in float64."""
-    inputs = _build(config, size, queries, fast=True, dtype=dtype)
+    inputs = _build(config, size, queries, fast=True, dtype=dtype, device=device)
     out = function(inputs)
-    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
     grads = torch.autograd.grad((out * cotangent).sum(), inputs.leaves())
     return [t.detach().double() for t in (out, *grads)]
 
@@ -196,8 +209,7 @@ def check_equal(config: AttentionBenchConfig, size: int, queries: int) -> dict:
     reference's own, or times the median of the reference's errors over all tensors (at least
     float32's epsilon) where that is larger.
     """
-    inputs = _build(config, size, queries, fast=True, dtype=torch.float64)
-    names = ["out", "q", "k", "v"] + [f"mlp.{n}" for n, _ in inputs.box_bias.named_parameters()]
+    names = _tensor_names(config)
     report: dict = {"compiled_loops": native.available()}
     exact = _results(_reference, config, size, queries, torch.float64)
     for dtype in (torch.float32, torch.float64):

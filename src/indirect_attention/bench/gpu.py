@@ -9,9 +9,9 @@ Two parts, each a ratio against a baseline measured in the same run:
   Dh=32, BoxRPB MLPs 512 wide, over S×S maps, Q queries and dtypes (``bf16`` runs the tensors in
   bfloat16; under autocast the library would upcast the biased softmax to float32, which is the
   ``fp32`` row). Before timing, each (S, Q) is checked in float32 on the device against the dense
-  reference (:func:`~.authors.authors_box_bias` materialised, plain softmax:
-  :func:`~..core.attend_reference`): the output and the gradients of q, k, v and every MLP weight,
-  to :data:`FLOAT32_LIMIT` relative.
+  reference of ``ia bench attention`` (:func:`~.authors.authors_box_bias` materialised, plain
+  softmax; the same inputs, functions and error measure as :mod:`.attention`): the output and the
+  gradients of q, k, v and every MLP weight, to :data:`FLOAT32_LIMIT` relative.
 - ``detector``: one training step of the paper-scale detector (:mod:`.gpu_detector`) under bf16
   autocast, ``ia`` against ``double-cross``: median time per step and peak memory.
 
@@ -30,12 +30,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch._dynamo
-import torch.nn.functional as F
 
-from ..core import attend, attend_reference
 from ..training import RunDir
 from . import attention
-from .authors import authors_box_bias
+from .attention import _floor, _ours, _reference
 from .gpu_detector import build_detector_step
 from .measure import machine_info, release_memory, time_on_device
 
@@ -99,55 +97,31 @@ class GpuBenchConfig:
     seed: int = 0
 
 
-def _ours(inputs: attention._Inputs) -> torch.Tensor:
-    """The library's path: factored box bias, then :func:`attend` (FlexAttention on CUDA)."""
-    bias = inputs.box_bias(inputs.boxes, (inputs.size, inputs.size))  # GridBias
-    return attend(inputs.q, inputs.k, inputs.v, bias=bias)  # (B, H, Q, Dh)
-
-
-def _reference(inputs: attention._Inputs) -> torch.Tensor:
-    """The dense formulation: the (B, H, Q, S²) bias materialised, plain softmax attention."""
-    bias = authors_box_bias(inputs.box_bias, inputs.boxes, (inputs.size, inputs.size))
-    out, _ = attend_reference(inputs.q, inputs.k, inputs.v, bias=bias)
-    return out  # (B, H, Q, Dh)
-
-
-def _floor(inputs: attention._Inputs) -> torch.Tensor:
-    """PyTorch's fused attention without any bias: the cost of attention alone."""
-    return F.scaled_dot_product_attention(inputs.q, inputs.k, inputs.v)  # (B, H, Q, Dh)
-
-
-def _bench_inputs(
-    config: GpuBenchConfig, size: int, queries: int, dtype: torch.dtype, device: torch.device
-) -> attention._Inputs:
-    """``ia bench attention``'s inputs (q, k, v, boxes, BoxRPB) at this shape, on ``device``."""
-    settings = attention.AttentionBenchConfig(
+def _settings(config: GpuBenchConfig) -> attention.AttentionBenchConfig:
+    """``ia bench attention``'s set-up at this run's batch, heads and widths."""
+    return attention.AttentionBenchConfig(
         batch=config.batch,
         num_heads=config.num_heads,
         head_dim=config.head_dim,
         hidden_dim=config.hidden_dim,
         seed=config.seed,
     )
-    return attention._build(settings, size, queries, fast=True, dtype=dtype, device=device)
+
+
+def _bench_inputs(
+    config: GpuBenchConfig, size: int, queries: int, dtype: torch.dtype, device: torch.device
+) -> attention._Inputs:
+    """``ia bench attention``'s inputs (q, k, v, boxes, BoxRPB) at this shape, on ``device``."""
+    return attention._build(_settings(config), size, queries, fast=True, dtype=dtype, device=device)
 
 
 def check_attention(config: GpuBenchConfig, size: int, queries: int, device: torch.device) -> dict:
     """Ours against the dense reference in float32 on ``device``: output and every gradient."""
-    results, names = [], ["out", "q", "k", "v"]
-    for function in (_ours, _reference):
-        inputs = _bench_inputs(config, size, queries, torch.float32, device)
-        out = function(inputs)  # (B, H, Q, Dh)
-        cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-        grads = torch.autograd.grad(out, inputs.leaves(), grad_outputs=cotangent.to(out))
-        results.append([t.detach() for t in (out, *grads)])
-        parameters = [f"mlp.{name}" for name, _ in inputs.box_bias.named_parameters()]
-        del inputs, out, grads
-    names += parameters
-    errors = {
-        name: ((mine - exact).abs().max() / exact.abs().max().clamp(min=1e-30)).item()
-        for name, mine, exact in zip(names, *results, strict=True)
-    }
-    del results
+    settings = _settings(config)
+    exact = attention._results(_reference, settings, size, queries, torch.float32, device)
+    mine = attention._results(_ours, settings, size, queries, torch.float32, device)
+    errors = attention._relative_errors(attention._tensor_names(settings), mine, exact)
+    del exact, mine
     release_memory(device)
     worst = max(errors.values())
     return {"max_relative_error": worst, "per_tensor": errors, "passed": worst <= FLOAT32_LIMIT}

@@ -120,7 +120,7 @@ def release_memory(device: torch.device) -> None:
 def time_on_device(
     function: Callable[[], object], *, repeats: int, warmup: int, device: torch.device
 ) -> dict:
-    """Milliseconds of ``function()`` on ``device`` (median, minimum) and its peak memory.
+    """:func:`time_call` of ``function()`` on ``device``, and its peak memory.
 
     ``warmup`` untimed calls come first (they pay any compilation); the device is synchronised
     after each timed call. Peak memory is over the timed calls: on CUDA
@@ -136,19 +136,14 @@ def time_on_device(
         torch.cuda.reset_peak_memory_stats(device)
     else:
         baseline = reset_peak_memory()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def synchronised() -> None:
         function()
         synchronize(device)
-        samples.append((time.perf_counter() - start) * 1000.0)
+
+    timing = time_call(synchronised, repeats=repeats, warmup=0)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = peak_memory_mib(baseline)
-    return {
-        "median_ms": statistics.median(samples),
-        "min_ms": min(samples),
-        "peak_mib": peak,
-        "repeats": repeats,
-    }
+    return {**timing, "peak_mib": peak}
