@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 from tqdm import tqdm
 
+from ..training.checkpoint import atomic_save
 from .backbone import Backbone
 from .data import EmojiEpisodes, load_sprite_bank
 from .data.emoji_dataset import episode_tensors
@@ -195,10 +195,7 @@ def pretrained_backbone(
             state, report = _pretrain(
                 cache, config, scale=scale, progress=progress, episodes=episodes
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs side by side may race here
-        torch.save({"backbone": state, "report": json.dumps(report)}, tmp)
-        tmp.replace(path)
+        atomic_save(path, {"backbone": state, "report": json.dumps(report)})
     saved = torch.load(path, weights_only=True)
     return saved["backbone"], json.loads(saved["report"])
 

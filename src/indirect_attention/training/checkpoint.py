@@ -26,7 +26,14 @@ from torch import nn
 
 from .records import atomic_write_bytes
 
-__all__ = ["capture_rng", "load_checkpoint", "read_weights_only", "restore_rng", "save_checkpoint"]
+__all__ = [
+    "atomic_save",
+    "capture_rng",
+    "load_checkpoint",
+    "read_weights_only",
+    "restore_rng",
+    "save_checkpoint",
+]
 
 
 def read_weights_only(
@@ -101,6 +108,14 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def atomic_save(path: str | os.PathLike[str], obj: Any) -> Path:
+    """``torch.save(obj)`` to ``path`` through a temporary file and a rename, so that processes
+    side by side that race to write the same cache file never read a partial one."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -143,9 +158,7 @@ def save_checkpoint(
         state["scheduler"] = scheduler.state_dict()
     if scaler is not None and scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_save(path, state)
 
 
 def load_checkpoint(

@@ -15,7 +15,6 @@ Shapes:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import Tensor
 from torchvision.ops import box_convert
 from tqdm import tqdm
 
+from ...training.checkpoint import atomic_save
 from ...training.distributed import shard_bounds
 from ..data import EmojiEpisodes, EpisodeConfig, load_sprite_bank
 from ..data.emoji_dataset import episode_tensors
@@ -76,10 +76,7 @@ def load_train_cache(
         "boxes": torch.stack([F.pad(b, (0, 0, 0, width - len(b))) for b in boxes]),
         "labels": torch.stack([F.pad(lab, (0, width - len(lab)), value=-1) for lab in labels]),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # ranks of several machines may share the folder
-    torch.save(cache, tmp)
-    tmp.replace(path)
+    atomic_save(path, cache)  # ranks of several machines may share the folder
     return cache
 
 
