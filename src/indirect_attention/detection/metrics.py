@@ -72,10 +72,8 @@ class Detection:
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of ``(N, 4)`` and ``(M, 4)`` xyxy boxes, shape ``(N, M)``; empty boxes give 0."""
-    a, b = (
-        np.asarray(a, dtype=np.float64).reshape(-1, 4),
-        np.asarray(b, dtype=np.float64).reshape(-1, 4),
-    )
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(axis=2)
@@ -113,23 +111,19 @@ def greedy_match(
     dets: list[Detection], boxes: np.ndarray, difficult: np.ndarray, threshold: float
 ) -> list[int]:
     """Greedy matching in score order: 1 true positive, 0 false positive, -1 ignored (difficult)."""
+    if len(boxes) == 0:
+        return [0] * len(dets)
     taken = np.zeros(len(boxes), dtype=bool)
     out = []
-    ious = box_iou(np.asarray([d.box for d in dets]), boxes) if len(boxes) else None
-    for k in range(len(dets)):
-        if ious is None or ious.shape[1] == 0:
-            out.append(0)
-            continue
-        j = int(np.argmax(ious[k]))
-        if ious[k, j] <= threshold:
+    for ious in box_iou(np.asarray([d.box for d in dets]), boxes):
+        j = int(np.argmax(ious))
+        if ious[j] <= threshold:
             out.append(0)
         elif difficult[j]:
             out.append(-1)
-        elif not taken[j]:
-            taken[j] = True
-            out.append(1)
         else:
-            out.append(0)
+            out.append(0 if taken[j] else 1)
+            taken[j] = True
     return out
 
 
