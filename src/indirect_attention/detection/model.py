@@ -94,10 +94,13 @@ class DetrModelConfig:
     object_queries: str = "learned"
 
     def __post_init__(self) -> None:
-        if self.object_queries not in OBJECT_QUERIES:
-            raise ValueError(
-                f"unknown object_queries {self.object_queries!r}; choose from {OBJECT_QUERIES}"
-            )
+        for name, choices in (
+            ("object_queries", OBJECT_QUERIES),
+            ("kind", KINDS),
+            ("query_mode", QUERY_MODES),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose from {choices}")
         if self.object_queries == "anchors" and math.isqrt(self.num_queries) ** 2 != (
             self.num_queries
         ):
@@ -105,12 +108,8 @@ class DetrModelConfig:
                 f"object_queries='anchors' needs a square num_queries (a √Q × √Q lattice), "
                 f"got {self.num_queries}"
             )
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown kind {self.kind!r}; choose from {KINDS}")
         if self.bias_unit not in ("cell", "pixel"):
             raise ValueError(f"bias_unit must be 'cell' or 'pixel', got {self.bias_unit!r}")
-        if self.query_mode not in QUERY_MODES:
-            raise ValueError(f"unknown query_mode {self.query_mode!r}; choose from {QUERY_MODES}")
 
 
 @dataclass
