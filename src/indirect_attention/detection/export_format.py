@@ -199,23 +199,21 @@ def export_detector(model: nn.Module, out_dir: str | Path, *, source: str = "") 
     Raises:
         ValueError: the model records no input sizes.
     """
-    spec = model.input_spec
-    if spec is None:
-        raise ValueError("the model records no input sizes (model.input_spec is None)")
     out = Path(out_dir)
     weights = _weights_bytes(model)
+    card = model_card(model, source=source, weights=weights)  # checks model.input_spec
     atomic_write_bytes(out / "model.safetensors", weights)
     document = {
         "format": EXPORT_FORMAT,
         "format_version": _FORMAT_VERSION,
         "model": asdict(replace(model.config, backbone_weights=None)),
-        "input": {**asdict(spec), "stride": int(model.backbone.stride)},
+        "input": {**asdict(model.input_spec), "stride": int(model.backbone.stride)},
         "source": source,
     }
     if getattr(model, "score_threshold", None) is not None:
         document["score_threshold"] = float(model.score_threshold)
     atomic_write_text(out / "config.json", json.dumps(document, indent=2) + "\n")
-    atomic_write_text(out / "README.md", model_card(model, source=source, weights=weights))
+    atomic_write_text(out / "README.md", card)
     return out
 
 
@@ -286,16 +284,9 @@ def model_card(model: nn.Module, *, source: str = "", weights: bytes | None = No
     spec = model.input_spec
     if spec is None:
         raise ValueError("the model records no input sizes (model.input_spec is None)")
-    config = model.config
     return _CARD.format(
-        kind=config.kind,
-        num_layers=config.num_layers,
-        dim=config.dim,
-        num_heads=config.num_heads,
-        num_queries=config.num_queries,
-        backbone=config.backbone,
-        target_size=spec.target_size,
-        query_size=spec.query_size,
+        **asdict(model.config),  # kind, num_layers, dim, num_heads, num_queries, backbone
+        **asdict(spec),
         stride=int(model.backbone.stride),
         parameters=sum(p.numel() for p in model.parameters()),
         sha256=hashlib.sha256(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,6 @@ CARD_EPISODES = 150
 CARD_DRAWS = 2
 #: Seed of that set's episodes and queries.
 CARD_SEED = 0
-#: The numbers of :func:`evaluate` kept in the card, per split.
-_KEPT = ("ap50", "wrong_query", "margin", "matching_auc", "per_image_ap50", "oracle_boxes")
 
 
 def card_metrics(model: nn.Module, *, progress: bool = False) -> dict[str, Any]:
@@ -217,14 +216,11 @@ def ship(
     atomic_write_text(out / "card_metrics.json", json.dumps(metrics, indent=2) + "\n")
     spec = model.input_spec
     card = (out / "README.md").read_text() + _SHIPPED_CARD.format(
+        **asdict(spec),  # target_size, query_size
+        **metrics,  # episodes, draws, seed
         num_classes=len(load_sprite_bank().classes),
-        target_size=spec.target_size,
-        query_size=spec.query_size,
         recipe_text=recipe_text,
         command=command,
-        episodes=metrics["episodes"],
-        draws=metrics["draws"],
-        seed=metrics["seed"],
         rows=_rows(metrics),
         validation=validation,
         threshold=model.score_threshold,
