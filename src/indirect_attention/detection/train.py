@@ -471,9 +471,8 @@ def _train(config: DetrTrainConfig, context: DistributedContext, device: torch.d
             run.save(state)
         if over_time:
             break
-    results["minutes"] = (time.monotonic() - run.started) / 60
-    results["steps"] = state.step
-    results["skipped_steps"] = state.skipped
+    minutes = (time.monotonic() - run.started) / 60
+    results.update(minutes=minutes, steps=state.step, skipped_steps=state.skipped)
     if run.run_dir is not None:
         run.run_dir.write_results(results)
     return broadcast_object(results)

@@ -86,10 +86,7 @@ def build_eval_set(
     bank, size = data.bank, data.config.query_size
     classes = [c for c in split_classes(bank, split)[0] if _unused_styles(bank, c, (), config)]
     targets, boxes, others, other_classes, categories = [], [], [], [], []
-    queries = [[] for _ in range(draws)]
-    wrong = [[] for _ in range(draws)]
-    styles: list[list[str]] = [[] for _ in range(draws)]
-    wrong_styles: list[list[tuple[str, str]]] = [[] for _ in range(draws)]
+    queries, wrong, styles, wrong_styles = ([[] for _ in range(draws)] for _ in range(4))
     for index in range(episodes):
         episode = data.episode(index)
         category = episode.spec.category
@@ -102,13 +99,12 @@ def build_eval_set(
         for draw in range(draws):
             rng = np.random.default_rng([seed, draw, index])
             if draw == 0:
-                queries[0].append(chw(episode.query))
-                styles[0].append(episode.spec.query_style)
+                query, style = episode.query, episode.spec.query_style
             else:
                 style = str(rng.choice(_unused_styles(bank, category, instances, config)))
                 query = render_query(bank.sprite(category, style), size, rng.uniform(0.75, 0.95))
-                queries[draw].append(chw(query))
-                styles[draw].append(style)
+            queries[draw].append(chw(query))
+            styles[draw].append(style)
             other = str(rng.choice([c for c in classes if c != category]))
             style = str(rng.choice(_unused_styles(bank, other, instances, config)))
             query = render_query(bank.sprite(other, style), size, rng.uniform(0.75, 0.95))
@@ -132,17 +128,12 @@ def _float(image: Tensor) -> Tensor:
     return image.float() / 255.0
 
 
-def _box(box: Tensor) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return x1, y1, x2, y2
-
-
 def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
     """The protocol's pairs: episode ``e`` is image ``e``, scored on its query class's boxes."""
     height, width = eval_set.targets.shape[-2:]
     episodes = range(len(eval_set.categories))
     positives = [
-        [BoxRecord(_box(box), eval_set.categories[e]) for box in eval_set.boxes[e]]
+        [BoxRecord(tuple(map(float, box)), eval_set.categories[e]) for box in eval_set.boxes[e]]
         for e in episodes
     ]
     truth = [ImageRecord(e, "", int(width), int(height), tuple(positives[e])) for e in episodes]
@@ -166,7 +157,7 @@ def eval_set_pairs(eval_set: EvalSet) -> EvalPairs:
         objects={
             e: positives[e]
             + [
-                BoxRecord(_box(b), c)
+                BoxRecord(tuple(map(float, b)), c)
                 for b, c in zip(eval_set.others[e], eval_set.other_classes[e], strict=True)
             ]
             for e in episodes
