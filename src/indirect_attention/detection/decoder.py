@@ -212,27 +212,20 @@ class DetrDecoder(nn.Module):
         ``memory`` is the output of :meth:`fuse` when the caller has already computed it
         (``double-cross`` with two-stage queries, whose proposals read the fused tokens).
         """
-        if self.fusion is not None:
+        keys, values, mask = query_tokens, target_tokens, key_padding_mask
+        if self.fusion is not None:  # the decoder reads the fused target tokens only
             if memory is None:
                 memory = self.fuse(
                     target_tokens, query_tokens, query_padding_mask=query_padding_mask
                 )
-            return self.decoder(
-                queries,
-                memory,
-                memory,
-                references=boxes,
-                positions=grid,
-                key_padding_mask=target_padding_mask,
-                query_pos=query_pos,
-            )
+            keys, values, mask = memory, memory, target_padding_mask
         return self.decoder(
             queries,
-            query_tokens,
-            target_tokens,
+            keys,
+            values,
             references=boxes,
             positions=grid,
-            key_padding_mask=key_padding_mask,
+            key_padding_mask=mask,
             query_pos=query_pos,
         )
 

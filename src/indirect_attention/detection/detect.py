@@ -125,19 +125,16 @@ def detections_to_coco(
 ) -> list[dict[str, Any]]:
     """COCO results rows (module docstring): ``image_id``, ``category_id``, ``bbox``
     [x, y, w, h] in original pixels, ``score`` and ``file_name``."""
-    rows = []
-    for box, score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True):
-        x0, y0, x1, y1 = box
-        rows.append(
-            {
-                "image_id": int(image_id),
-                "category_id": int(category_id),
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "score": score,
-                "file_name": file_name,
-            }
-        )
-    return rows
+    return [
+        {
+            "image_id": int(image_id),
+            "category_id": int(category_id),
+            "bbox": [x0, y0, x1 - x0, y1 - y0],
+            "score": score,
+            "file_name": file_name,
+        }
+        for (x0, y0, x1, y1), score in zip(found.boxes.tolist(), found.scores.tolist(), strict=True)
+    ]
 
 
 def coco_results_text(rows: Sequence[dict[str, Any]]) -> str:

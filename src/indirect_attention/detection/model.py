@@ -315,9 +315,7 @@ class IADETR(nn.Module, DetectorHubMixin):
         """
         batch, _, height, width = targets.shape
         if target_padding is None:
-            target_padding = torch.zeros(
-                batch, height, width, dtype=torch.bool, device=targets.device
-            )
+            target_padding = targets.new_zeros(batch, height, width, dtype=torch.bool)
         target_images = self.backbone.normalize(targets).masked_fill(target_padding[:, None], 0.0)
         query_images, query_padding = self.canvas_query(queries, (height, width), query_offsets)
         fits = queries.shape[-2] <= height and queries.shape[-1] <= width
