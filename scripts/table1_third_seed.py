@@ -127,6 +127,7 @@ PUBLISHED_PAIRS = {
     },
 }
 SPLITS = {"seen": "test_seen", "unseen": "test"}
+KINDS = ("ia", "misaligned", "double-cross")
 
 
 def run_values(result: dict) -> dict[str, float | None]:
@@ -143,7 +144,7 @@ def run_values(result: dict) -> dict[str, float | None]:
     }
 
 
-def score(folder: Path, recipe: str, cache_dir: str) -> None:
+def score(folder: Path, recipe: str, cache_dir: str, kinds: tuple[str, ...]) -> None:
     """Score every trained ``<kind>-s2`` run of ``folder`` as ``ia detr table1`` scores a run."""
     from indirect_attention.cli import build_parser
     from indirect_attention.cli.detr import _train_config
@@ -153,7 +154,7 @@ def score(folder: Path, recipe: str, cache_dir: str) -> None:
     args = build_parser().parse_args([*argv, "--cache-dir", cache_dir, "--threads", "1"])
     train = _train_config(args, out=str(folder), kind="ia", seed=0)
     config = Table1Config(out=str(folder), seeds=3, train=train, episodes=150, draws=5)
-    for kind in ("ia", "misaligned", "double-cross"):
+    for kind in kinds:
         done = folder / f"{kind}-s2" / "results.json"
         if done.exists() and "steps" in json.loads(done.read_text()):  # trained to the end
             score_run(config, kind, 2)
@@ -164,8 +165,12 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("recipe", choices=sorted(PUBLISHED))
     parser.add_argument("--cache-dir", default="runs/cache")
+    parser.add_argument("--kind", action="append", help="score only these kinds (repeatable)")
+    parser.add_argument("--score-only", action="store_true", help="score, print nothing")
     args = parser.parse_args()
-    score(args.folder, args.recipe, args.cache_dir)
+    score(args.folder, args.recipe, args.cache_dir, tuple(args.kind or KINDS))
+    if args.score_only:
+        return
     new: dict[tuple[str, str], dict[str, float | None]] = {}
     for (kind, split), _ in PUBLISHED[args.recipe].items():
         path = args.folder / f"{kind}-s2" / "results.json"
