@@ -24,6 +24,7 @@ import json
 import statistics
 from pathlib import Path
 
+from indirect_attention.detection.table1 import _run_values as run_values
 from indirect_attention.report.stats import (
     describe,
     mean_interval,
@@ -128,20 +129,6 @@ PUBLISHED_PAIRS = {
 }
 SPLITS = {"seen": "test_seen", "unseen": "test"}
 KINDS = ("ia", "misaligned", "double-cross")
-
-
-def run_values(result: dict) -> dict[str, float | None]:
-    """One run's Table 1 columns on one split, as ``detection.table1`` reads them."""
-    moved = result.get("random_placement", {})
-    return {
-        "ap50": result["ap50"]["mean"],
-        "wrong_query": result["wrong_query"]["mean"],
-        "margin": result["margin"],
-        "matching_auc": result["matching_auc"]["mean"],
-        "per_image_ap50": result["per_image_ap50"]["right"],
-        "random_margin": moved.get("margin"),
-        "random_matching_auc": moved.get("matching_auc", {}).get("mean"),
-    }
 
 
 def score(folder: Path, recipe: str, cache_dir: str, kinds: tuple[str, ...]) -> None:
