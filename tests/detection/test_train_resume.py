@@ -270,10 +270,11 @@ def test_cli_resume_takes_a_run_directory(tmp_path: Path) -> None:
     out = tmp_path / "run"
     common = ["--train-episodes", "4", "--batch-size", "2", "--dim", "32", "--layers", "1"]
     common += ["--queries", "4", "--eval-episodes", "2", "--cache-dir", str(tmp_path / "cache")]
-    common += ["--pretrain-steps", "0"]
+    common += ["--pretrain-steps", "0", "--quiet"]  # a display flag, not part of the recipe
     assert main(["detr", "train", "--out", str(out), "--epochs", "1", *common]) == 0
     assert main(["detr", "train", "--resume", str(out), "--epochs", "2", *common]) == 0
     assert json.loads((out / "results.json").read_text())["steps"] == 4
+    assert json.loads((out / "config.json").read_text())["progress"] is False
     assert [row["epoch"] for row in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     assert main(["detr", "train", "--resume", str(out), "--init-weights", "w.pt", *common]) == 2
     assert main(["detr", "train", "--resume", str(tmp_path / "nowhere"), *common]) == 2

@@ -27,13 +27,15 @@ EXTENDABLE = frozenset(
     {"epochs", "max_minutes", "device", "threads", "checkpoint_every", "progress"}
 )
 #: Parsed flags that are not part of the recipe.
-_NOT_RECIPE = frozenset({"out", "resume", "overwrite", "init_weights", "command", "detr_command"})
+_NOT_RECIPE = frozenset(
+    {"out", "resume", "overwrite", "init_weights", "command", "detr_command", "quiet"}
+)
 #: Old names of model-config fields in config.json files written by earlier versions.
 _RENAMED = {"variant": "kind", "heads": "num_heads", "layers": "num_layers"}
 
 
 def _flag(dest: str) -> str:
-    return {"num_layers": "--layers", "num_queries": "--queries"}.get(
+    return {"num_layers": "--layers", "num_queries": "--queries", "progress": "--quiet"}.get(
         dest, f"--{dest.replace('_', '-')}"
     )
 
@@ -173,6 +175,8 @@ def resume_recipe(
             "out: they are read from the run)"
         )
     extended = {name: getattr(args, name) for name in EXTENDABLE & given}
+    if "quiet" in given:  # --quiet is the flag of the config's ``progress``
+        extended["progress"] = not args.quiet
     config = replace(config, **extended, out=str(out), resume=str(resume), init_weights=None)
     if out.resolve() != folder.resolve() and is_first_process():
         check_output_folder(out, name="--out", hint="")
