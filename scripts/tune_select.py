@@ -10,7 +10,11 @@ test splits are not read.
     python scripts/tune_select.py runs/table1-emoji/*-s2 runs/tune-emoji-w4/*-s2
 
 prints, per kind, one row per run (the config keys that differ between that kind's runs, the
-validation curve of the margin per epoch, its final value) and the selected run.
+validation curve of the margin per epoch, its final value) and the selected run. With ``--test``
+(after the selection, never before it) it also prints the test-split numbers of each selected run
+and of the first run given for each kind (the recipe), as ``ia detr table1`` scored them
+(``python scripts/table1_third_seed.py FOLDER emoji --kind K --score-only`` scores a run), and
+the differences between kinds at the recipe and at the selected settings.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from indirect_attention.detection.table1 import _run_values as run_values
+
+SPLITS = {"seen": "test_seen", "unseen": "test"}
 
 
 def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -44,6 +52,7 @@ def _read(run: Path) -> tuple[dict[str, Any], list[float], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders of `ia detr train`")
+    parser.add_argument("--test", action="store_true", help="then print the test numbers")
     args = parser.parse_args()
     ignored = {"out", "resume", "progress", "threads", "data_options.cache_dir"}
     by_kind: dict[str, list[tuple[Path, dict[str, Any], list[float], float]]] = {}
@@ -53,6 +62,7 @@ def main() -> None:
     sizes = {len(runs) for runs in by_kind.values()}
     if len(sizes) != 1:
         raise SystemExit(f"unequal effort: runs per kind {sorted(sizes)}")
+    selected: dict[str, tuple[Path, Path]] = {}
     for kind, runs in by_kind.items():
         keys = sorted(
             key
@@ -68,6 +78,42 @@ def main() -> None:
             print(f"| {run} | {setting} | {curve} | {ap50:.3f} | {margins[-1]:.3f} |")
         best = max(runs, key=lambda run: run[2][-1])
         print(f"\nselected: {best[0]} (final val margin {best[2][-1]:.3f})\n")
+        selected[kind] = (runs[0][0], best[0])
+    if args.test:
+        _print_test(selected)
+
+
+def _test_values(run: Path) -> dict[str, dict[str, float | None]]:
+    result = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    keys = {split: key if key in result else split for split, key in SPLITS.items()}
+    missing = [key for key in keys.values() if key not in result]
+    if missing:
+        raise SystemExit(f"{run}: not scored on {missing}; score it with table1_third_seed.py")
+    return {split: run_values(result[key]) for split, key in keys.items()}
+
+
+def _print_test(selected: dict[str, tuple[Path, Path]]) -> None:
+    """Test margin and matching AUC of the recipe's run and the selected run of each kind."""
+    values = {
+        (kind, which): _test_values(run)
+        for kind, pair in selected.items()
+        for which, run in zip(("recipe", "selected"), pair, strict=True)
+    }
+    print("| model | settings | seen margin | unseen margin | seen AUC | unseen AUC |")
+    print("|---|---|---|---|---|---|")
+    for (kind, which), value in values.items():
+        cells = [value[s][c] for c in ("margin", "matching_auc") for s in SPLITS]
+        print(f"| {kind} | {which} | " + " | ".join(f"{cell:.3f}" for cell in cells) + " |")
+    kinds = sorted(selected, key=lambda kind: kind != "ia")  # ia − each baseline first
+    print("\ndifferences in margin, points (seen / unseen):")
+    for which in ("recipe", "selected"):
+        for ours in kinds:
+            for theirs in kinds[kinds.index(ours) + 1 :]:
+                deltas = [
+                    100 * (values[ours, which][s]["margin"] - values[theirs, which][s]["margin"])
+                    for s in SPLITS
+                ]
+                print(f"- {which}: {ours} − {theirs}: {deltas[0]:+.1f} / {deltas[1]:+.1f}")
 
 
 if __name__ == "__main__":
