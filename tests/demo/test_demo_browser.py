@@ -167,6 +167,7 @@ def test_the_page_finds_what_detect_finds(
         context = browser.new_context(accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(HANG_GUARD_MS)
+        expect.set_options(timeout=HANG_GUARD_MS)  # assertions wait as long (default: 5 s)
         elsewhere: list = []  # requests to any other server than the page's
         page.on(
             "request",
