@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from indirect_attention.detection.table1 import _run_values as run_values
+from indirect_attention.training.records import read_jsonl
 
 SPLITS = {"seen": "test_seen", "unseen": "test"}
 
@@ -42,8 +43,7 @@ def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _read(run: Path) -> tuple[dict[str, Any], list[float], float]:
     """(flattened config, val margin per evaluated epoch, final val AP50)."""
     config = _flat(json.loads((run / "config.json").read_text(encoding="utf-8")))
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    rows = [row for row in rows if "val_ap50" in row]
+    rows = [row for row in read_jsonl(run / "metrics.jsonl") if "val_ap50" in row]
     if not rows or rows[-1]["epoch"] != config["epochs"]:
         raise SystemExit(f"{run}: the run has not finished its {config['epochs']} epochs")
     return config, [row["val_ap50"] - row["val_wrong"] for row in rows], rows[-1]["val_ap50"]
